@@ -60,7 +60,9 @@ pub fn check_lease_extension(ms: u64) -> Result<(), GuardError> {
 
 fn check_duration(name: &str, ms: u64, max: u64) -> Result<(), GuardError> {
     if ms == 0 || ms > max {
-        return Err(GuardError::InvalidOptions(format!("{name} is {ms}, must be between 1 and {max}")));
+        return Err(GuardError::InvalidOptions(format!(
+            "{name} is {ms}, must be between 1 and {max}"
+        )));
     }
     Ok(())
 }
@@ -73,9 +75,14 @@ pub fn store_key(op: &Operation) -> Result<String, GuardError> {
         return Err(GuardError::InvalidScope("scope is empty".into()));
     }
     if scope.chars().count() > MAX_SCOPE_CHARS {
-        return Err(GuardError::InvalidScope(format!("scope is longer than {MAX_SCOPE_CHARS} characters")));
+        return Err(GuardError::InvalidScope(format!(
+            "scope is longer than {MAX_SCOPE_CHARS} characters"
+        )));
     }
-    if let Some(c) = scope.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+    if let Some(c) = scope
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
         return Err(GuardError::InvalidScope(format!(
             "scope has the character {c:?}; allowed are a-z, A-Z, 0-9, '_', '-' and '.'"
         )));
@@ -91,7 +98,9 @@ pub fn store_key(op: &Operation) -> Result<String, GuardError> {
         )));
     }
     if let Some(c) = key.chars().find(|c| c.is_control()) {
-        return Err(GuardError::InvalidKey(format!("key has the control character {c:?}")));
+        return Err(GuardError::InvalidKey(format!(
+            "key has the control character {c:?}"
+        )));
     }
     Ok(format!("{scope}/{key}"))
 }
@@ -106,7 +115,10 @@ mod tests {
 
     #[test]
     fn store_key_joins_scope_and_key() {
-        assert_eq!(store_key(&Operation::new("payments", "a/b")).unwrap(), "payments/a/b");
+        assert_eq!(
+            store_key(&Operation::new("payments", "a/b")).unwrap(),
+            "payments/a/b"
+        );
     }
 
     #[test]
@@ -114,15 +126,24 @@ mod tests {
         assert!(matches!(err("", "k"), GuardError::InvalidScope(_)));
         assert!(matches!(err("pay/ments", "k"), GuardError::InvalidScope(_)));
         assert!(matches!(err("pay ments", "k"), GuardError::InvalidScope(_)));
-        assert!(matches!(err("zahlungsverkehr-ä", "k"), GuardError::InvalidScope(_)));
-        assert!(matches!(err(&"s".repeat(65), "k"), GuardError::InvalidScope(_)));
+        assert!(matches!(
+            err("zahlungsverkehr-ä", "k"),
+            GuardError::InvalidScope(_)
+        ));
+        assert!(matches!(
+            err(&"s".repeat(65), "k"),
+            GuardError::InvalidScope(_)
+        ));
         assert!(store_key(&Operation::new("s".repeat(64), "k")).is_ok());
     }
 
     #[test]
     fn bad_keys_are_refused() {
         assert!(matches!(err("s", ""), GuardError::InvalidKey(_)));
-        assert!(matches!(err("s", &"k".repeat(1025)), GuardError::InvalidKey(_)));
+        assert!(matches!(
+            err("s", &"k".repeat(1025)),
+            GuardError::InvalidKey(_)
+        ));
         assert!(matches!(err("s", "a\0b"), GuardError::InvalidKey(_)));
         assert!(matches!(err("s", "a\nb"), GuardError::InvalidKey(_)));
         assert!(store_key(&Operation::new("s", "k".repeat(1024))).is_ok());
@@ -131,26 +152,62 @@ mod tests {
     #[test]
     fn options_out_of_range_are_refused() {
         let bad = [
-            Options { lease_ms: Some(0), ..Default::default() },
-            Options { lease_ms: Some(MAX_LEASE_MS + 1), ..Default::default() },
-            Options { retention_ms: Some(0), ..Default::default() },
-            Options { max_outcome_bytes: Some(MAX_OUTCOME_BYTES_LIMIT + 1), ..Default::default() },
+            Options {
+                lease_ms: Some(0),
+                ..Default::default()
+            },
+            Options {
+                lease_ms: Some(MAX_LEASE_MS + 1),
+                ..Default::default()
+            },
+            Options {
+                retention_ms: Some(0),
+                ..Default::default()
+            },
+            Options {
+                max_outcome_bytes: Some(MAX_OUTCOME_BYTES_LIMIT + 1),
+                ..Default::default()
+            },
         ];
         for opts in bad {
-            assert!(matches!(Settings::resolve(&opts), Err(GuardError::InvalidOptions(_))), "{opts:?}");
+            assert!(
+                matches!(Settings::resolve(&opts), Err(GuardError::InvalidOptions(_))),
+                "{opts:?}"
+            );
         }
         let s = Settings::resolve(&Options::default()).unwrap();
-        assert_eq!((s.lease_ms, s.retention_ms, s.max_outcome_bytes), (30_000, 86_400_000, 1 << 20));
+        assert_eq!(
+            (s.lease_ms, s.retention_ms, s.max_outcome_bytes),
+            (30_000, 86_400_000, 1 << 20)
+        );
         assert_eq!(s.on_store_failure, StoreFailurePolicy::FailClosed);
     }
 
     #[test]
     fn outcome_limit_counts_body_type_and_metadata() {
-        let s = Settings::resolve(&Options { max_outcome_bytes: Some(10), ..Default::default() }).unwrap();
-        let fits = Outcome { body: vec![0; 4], content_type: Some("ab".into()), metadata: vec![("c".into(), "def".into())], status: None };
+        let s = Settings::resolve(&Options {
+            max_outcome_bytes: Some(10),
+            ..Default::default()
+        })
+        .unwrap();
+        let fits = Outcome {
+            body: vec![0; 4],
+            content_type: Some("ab".into()),
+            metadata: vec![("c".into(), "def".into())],
+            status: None,
+        };
         assert_eq!(fits.counted_bytes(), 10);
         assert!(s.check_outcome(&fits).is_ok());
-        let over = Outcome { body: vec![0; 5], ..fits };
-        assert_eq!(s.check_outcome(&over), Err(GuardError::OutcomeTooLarge { size: 11, limit: 10 }));
+        let over = Outcome {
+            body: vec![0; 5],
+            ..fits
+        };
+        assert_eq!(
+            s.check_outcome(&over),
+            Err(GuardError::OutcomeTooLarge {
+                size: 11,
+                limit: 10
+            })
+        );
     }
 }

@@ -28,9 +28,15 @@ pub struct Record {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
-    InProgress { lease_expires_at: u64 },
+    InProgress {
+        lease_expires_at: u64,
+    },
     Released,
-    Finished { kind: StoredKind, outcome: StoredOutcome, finished_at: u64 },
+    Finished {
+        kind: StoredKind,
+        outcome: StoredOutcome,
+        finished_at: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,13 +56,23 @@ pub struct StoredOutcome {
 
 impl From<Outcome> for StoredOutcome {
     fn from(o: Outcome) -> Self {
-        Self { body: o.body, status: o.status, content_type: o.content_type, metadata: o.metadata }
+        Self {
+            body: o.body,
+            status: o.status,
+            content_type: o.content_type,
+            metadata: o.metadata,
+        }
     }
 }
 
 impl From<StoredOutcome> for Outcome {
     fn from(o: StoredOutcome) -> Self {
-        Self { body: o.body, status: o.status, content_type: o.content_type, metadata: o.metadata }
+        Self {
+            body: o.body,
+            status: o.status,
+            content_type: o.content_type,
+            metadata: o.metadata,
+        }
     }
 }
 
@@ -88,17 +104,23 @@ impl Record {
         };
         match rest.split_first() {
             Some((&FORMAT_VERSION, body)) => {
-                let (record, tail) = postcard::take_from_bytes::<Record>(body)
-                    .map_err(|e| GuardError::CorruptRecord(format!("undecodable format-1 record: {e}")))?;
+                let (record, tail) = postcard::take_from_bytes::<Record>(body).map_err(|e| {
+                    GuardError::CorruptRecord(format!("undecodable format-1 record: {e}"))
+                })?;
                 if !tail.is_empty() {
-                    return Err(GuardError::CorruptRecord(format!("{} stray bytes after the record", tail.len())));
+                    return Err(GuardError::CorruptRecord(format!(
+                        "{} stray bytes after the record",
+                        tail.len()
+                    )));
                 }
                 Ok(record)
             }
             Some((&version, _)) => Err(GuardError::CorruptRecord(format!(
                 "record format {version} is not one this guard reads (it reads up to {FORMAT_VERSION})"
             ))),
-            None => Err(GuardError::CorruptRecord("record header without a format version".into())),
+            None => Err(GuardError::CorruptRecord(
+                "record header without a format version".into(),
+            )),
         }
     }
 
@@ -115,9 +137,15 @@ impl Record {
 
     pub fn status_report(&self) -> StatusReport {
         let (state, lease_expires_at, finished_at, outcome_bytes) = match &self.state {
-            State::InProgress { lease_expires_at } => (RecordState::InProgress, Some(*lease_expires_at), None, None),
+            State::InProgress { lease_expires_at } => {
+                (RecordState::InProgress, Some(*lease_expires_at), None, None)
+            }
             State::Released => (RecordState::Released, None, None, None),
-            State::Finished { kind, outcome, finished_at } => {
+            State::Finished {
+                kind,
+                outcome,
+                finished_at,
+            } => {
                 let state = match kind {
                     StoredKind::Succeeded => RecordState::Succeeded,
                     StoredKind::Failed => RecordState::Failed,
@@ -149,7 +177,8 @@ pub struct Token {
 
 impl Token {
     pub fn parse(token: &str) -> Result<Self, GuardError> {
-        let bad = || GuardError::InvalidToken(format!("{:?} is not a lease token", truncate(token, 80)));
+        let bad =
+            || GuardError::InvalidToken(format!("{:?} is not a lease token", truncate(token, 80)));
         let (fencing, nonce) = token.split_once('.').ok_or_else(bad)?;
         if nonce.len() != 16 || fencing.is_empty() || fencing.len() > 20 {
             return Err(bad());
@@ -178,7 +207,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample(state: State) -> Record {
-        Record { fingerprint: [3; 32], fencing: 7, nonce: 0xdead_beef, attempts: 2, created_at: 1, updated_at: 2, state }
+        Record {
+            fingerprint: [3; 32],
+            fencing: 7,
+            nonce: 0xdead_beef,
+            attempts: 2,
+            created_at: 1,
+            updated_at: 2,
+            state,
+        }
     }
 
     #[test]
@@ -190,9 +227,15 @@ mod tests {
             metadata: vec![("location".into(), "/x".into())],
         };
         for state in [
-            State::InProgress { lease_expires_at: 99 },
+            State::InProgress {
+                lease_expires_at: 99,
+            },
             State::Released,
-            State::Finished { kind: StoredKind::Failed, outcome, finished_at: 5 },
+            State::Finished {
+                kind: StoredKind::Failed,
+                outcome,
+                finished_at: 5,
+            },
         ] {
             let r = sample(state);
             assert_eq!(Record::decode(&r.encode()).unwrap(), r);
@@ -202,12 +245,14 @@ mod tests {
     #[test]
     fn format_one_bytes_stay_readable() {
         // Written by format 1; a future format must still read these exact bytes.
-        let r = sample(State::InProgress { lease_expires_at: 1000 });
+        let r = sample(State::InProgress {
+            lease_expires_at: 1000,
+        });
         let bytes = r.encode();
         assert_eq!(&bytes[..5], b"IDEM\x01");
         let frozen: &[u8] = &[
-            73, 68, 69, 77, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-            3, 3, 3, 7, 239, 253, 182, 245, 13, 2, 1, 2, 0, 232, 7,
+            73, 68, 69, 77, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+            3, 3, 3, 3, 3, 3, 3, 3, 3, 7, 239, 253, 182, 245, 13, 2, 1, 2, 0, 232, 7,
         ];
         assert_eq!(bytes, frozen);
         assert_eq!(Record::decode(frozen).unwrap(), r);
@@ -225,7 +270,10 @@ mod tests {
             [good.as_slice(), &[0]].concat(),
         ];
         for bytes in cases {
-            assert!(matches!(Record::decode(&bytes), Err(GuardError::CorruptRecord(_))), "{bytes:?}");
+            assert!(
+                matches!(Record::decode(&bytes), Err(GuardError::CorruptRecord(_))),
+                "{bytes:?}"
+            );
         }
     }
 
@@ -234,8 +282,19 @@ mod tests {
         let r = sample(State::Released);
         let t = Token::parse(&r.token()).unwrap();
         assert!(t.holds(&r));
-        for junk in ["", "7", "7.", ".0000000000000000", "x.00000000deadbeef", "7.deadbeef", "7.zzzzzzzzzzzzzzzz"] {
-            assert!(matches!(Token::parse(junk), Err(GuardError::InvalidToken(_))), "{junk}");
+        for junk in [
+            "",
+            "7",
+            "7.",
+            ".0000000000000000",
+            "x.00000000deadbeef",
+            "7.deadbeef",
+            "7.zzzzzzzzzzzzzzzz",
+        ] {
+            assert!(
+                matches!(Token::parse(junk), Err(GuardError::InvalidToken(_))),
+                "{junk}"
+            );
         }
     }
 

@@ -24,9 +24,19 @@ pub enum SwapResult {
 /// See `wit/store.wit` for the contract, above all what must be atomic.
 pub trait Store {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError>;
-    fn insert_or_get(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<InsertResult, StoreError>;
-    fn compare_and_swap(&self, key: &str, expected_version: u64, value: &[u8], ttl_ms: u64)
-    -> Result<SwapResult, StoreError>;
+    fn insert_or_get(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: u64,
+    ) -> Result<InsertResult, StoreError>;
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected_version: u64,
+        value: &[u8],
+        ttl_ms: u64,
+    ) -> Result<SwapResult, StoreError>;
     fn delete_if_version(&self, key: &str, expected_version: u64) -> Result<bool, StoreError>;
 }
 
