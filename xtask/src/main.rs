@@ -16,8 +16,14 @@ fn main() -> Result<()> {
 }
 
 fn test(extra: &[String]) -> Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    run(Command::new(cargo()).current_dir(&root).args(["test", "--workspace", "--exclude", "xtask"]).args(extra))?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    run(Command::new(cargo())
+        .current_dir(&root)
+        .args(["test", "--workspace", "--exclude", "xtask"])
+        .args(extra))?;
     Ok(())
 }
 
@@ -27,7 +33,9 @@ fn cargo() -> String {
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("+ {cmd:?}");
-    let status = cmd.status().with_context(|| format!("could not start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }

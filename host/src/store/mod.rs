@@ -2,8 +2,13 @@
 //! what must be atomic) is the one documented in `wit/store.wit`; every backend passes the same test suite.
 
 mod memory;
+mod pool;
+mod redis;
+mod sqlite;
 
 pub use memory::MemoryStore;
+pub use redis::{RedisOptions, RedisStore};
+pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 
 use thiserror::Error;
 
