@@ -17,6 +17,7 @@ mod bindings;
 pub mod clock;
 mod error;
 mod guard;
+mod once;
 mod runtime;
 pub mod store;
 
@@ -28,4 +29,5 @@ pub use bindings::exports::idem::guard::guard::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use guard::{DEFAULT_DEADLINE, DEFAULT_MEMORY_LIMIT, Guard, GuardBuilder};
+pub use once::{Attempt, Ran, RunError};
 pub use runtime::{GUARD_WASM, Runtime};

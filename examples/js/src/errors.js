@@ -46,12 +46,17 @@ export class OutcomeTooLargeError extends IdemError {
   }
 }
 
-/** The store failed; under fail-closed the operation must not run. `kind` is the store-error case. */
+/**
+ * The store failed; under fail-closed the operation must not run. `kind` is the store-error case
+ * (`unavailable`, `too-large`, `other`); `limit` is the store's size limit for `too-large`.
+ * Store implementations throw it too: it is how they report errors through the WIT boundary.
+ */
 export class StoreError extends IdemError {
-  constructor(kind, detail) {
+  constructor(kind, detail, limit) {
     super('store', `store ${kind}: ${detail}`);
     this.kind = kind;
     this.detail = detail;
+    if (limit !== undefined) this.limit = limit;
   }
 }
 
@@ -91,7 +96,8 @@ const u64 = (v) => (typeof v === 'bigint' ? Number(v) : v);
 /** Maps a WIT `store-error` value to its typed error. */
 export function storeErrorFrom({ tag, val }) {
   if (tag === 'unavailable') return new StoreUnavailableError(val);
-  return new StoreError(tag, tag === 'too-large' ? `value over the store's limit of ${val} bytes` : val);
+  if (tag === 'too-large') return new StoreError(tag, `value over the store's limit of ${val} bytes`, u64(val));
+  return new StoreError(tag, val);
 }
 
 /** Maps a WIT `guard-error` value (a ComponentError payload) to its typed error. */
