@@ -108,3 +108,15 @@ impl From<wit_store::StoreError> for store::StoreError {
         }
     }
 }
+
+/// Every option unset: the guard applies its documented defaults.
+impl Default for exports::idem::guard::guard::Options {
+    fn default() -> Self {
+        Self {
+            lease_ms: None,
+            retention_ms: None,
+            max_outcome_bytes: None,
+            on_store_failure: None,
+        }
+    }
+}
