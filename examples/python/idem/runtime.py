@@ -12,10 +12,10 @@ from typing import Dict, Optional, Union
 import wasmtime
 import wasmtime.component as wc
 
-from . import _variants
+from . import _wasmtime_fixes
 from .errors import ComponentLoadError
 
-_variants.apply()
+_wasmtime_fixes.apply()
 
 WASM_ENV = "IDEM_GUARD_WASM"
 GUARD_INTERFACE = "idem:guard/guard@0.1.0"
