@@ -73,32 +73,68 @@ impl Layout {
     /// The guard component, built exactly as host/build.rs builds it, so the two share one fresh build.
     pub fn build_guard(&self) -> Result<PathBuf, BuildError> {
         let mut cmd = cargo(&self.repo);
-        cmd.args(["build", "--release", "--package", "idem-component", "--target", WASM_TARGET, "--target-dir"])
-            .arg(&self.guard_target);
+        cmd.args([
+            "build",
+            "--release",
+            "--package",
+            "idem-component",
+            "--target",
+            WASM_TARGET,
+            "--target-dir",
+        ])
+        .arg(&self.guard_target);
         run(cmd, "the guard (idem-component)")?;
-        existing(self.guard_target.join(WASM_TARGET).join("release/idem_component.wasm"))
+        existing(
+            self.guard_target
+                .join(WASM_TARGET)
+                .join("release/idem_component.wasm"),
+        )
     }
 
     /// The `spin:sqlite` store adapter.
     pub fn build_sqlite_adapter(&self) -> Result<PathBuf, BuildError> {
         let mut cmd = cargo(&self.repo.join("spin"));
-        cmd.args(["build", "--release", "--package", "idem-spin-store-sqlite", "--target", WASM_TARGET, "--target-dir"])
-            .arg(&self.guest_target);
+        cmd.args([
+            "build",
+            "--release",
+            "--package",
+            "idem-spin-store-sqlite",
+            "--target",
+            WASM_TARGET,
+            "--target-dir",
+        ])
+        .arg(&self.guest_target);
         run(cmd, "the sqlite store adapter")?;
-        existing(self.guest_target.join(WASM_TARGET).join("release/idem_spin_store_sqlite.wasm"))
+        existing(
+            self.guest_target
+                .join(WASM_TARGET)
+                .join("release/idem_spin_store_sqlite.wasm"),
+        )
     }
 
     /// The example Spin app's HTTP component.
     pub fn build_example(&self) -> Result<PathBuf, BuildError> {
         let mut cmd = cargo(&self.example_dir());
-        cmd.args(["build", "--release", "--target", WASM_TARGET, "--target-dir"]).arg(&self.guest_target);
+        cmd.args([
+            "build",
+            "--release",
+            "--target",
+            WASM_TARGET,
+            "--target-dir",
+        ])
+        .arg(&self.guest_target);
         run(cmd, "the example app")?;
-        existing(self.guest_target.join(WASM_TARGET).join("release/idem_spin_example.wasm"))
+        existing(
+            self.guest_target
+                .join(WASM_TARGET)
+                .join("release/idem_spin_example.wasm"),
+        )
     }
 }
 
 fn cargo(dir: &Path) -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")));
+    let mut cmd =
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")));
     cmd.current_dir(dir)
         // Flags meant for the calling build (coverage, sanitizers, target-cpu) must not reach a guest build,
         // and the caller's target directory is locked by the caller.
@@ -119,5 +155,9 @@ fn run(mut cmd: Command, what: &str) -> Result<(), BuildError> {
 }
 
 fn existing(path: PathBuf) -> Result<PathBuf, BuildError> {
-    if path.is_file() { Ok(path) } else { Err(BuildError::Missing(path)) }
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(BuildError::Missing(path))
+    }
 }

@@ -14,8 +14,13 @@ const HOST_PROVIDED: [&str; 3] = ["wasi:", "spin:", "fermyon:"];
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
     #[error("the {which} is not a usable WebAssembly component: {message}")]
-    Load { which: &'static str, message: String },
-    #[error("the store adapter does not export {STORE_INTERFACE} in a shape the guard's import accepts: {0}")]
+    Load {
+        which: &'static str,
+        message: String,
+    },
+    #[error(
+        "the store adapter does not export {STORE_INTERFACE} in a shape the guard's import accepts: {0}"
+    )]
     Plug(String),
     #[error("the guard does not export {GUARD_EXPORT}")]
     NoGuardExport,
@@ -32,7 +37,10 @@ pub fn compose(guard: &[u8], store: &[u8]) -> Result<Vec<u8>, ComposeError> {
     let guard_pkg = register(&mut graph, "idem:guard", "guard", guard)?;
     let store_pkg = register(&mut graph, "idem:store-adapter", "store adapter", store)?;
 
-    if !graph.types()[graph[guard_pkg].ty()].exports.contains_key(GUARD_EXPORT) {
+    if !graph.types()[graph[guard_pkg].ty()]
+        .exports
+        .contains_key(GUARD_EXPORT)
+    {
         return Err(ComposeError::NoGuardExport);
     }
     // `plug` instantiates the guard, feeds it the adapter's matching exports and re-exports all of the
@@ -56,7 +64,8 @@ fn register(
     bytes: &[u8],
 ) -> Result<wac_graph::PackageId, ComposeError> {
     let load = |message: String| ComposeError::Load { which, message };
-    let package = Package::from_bytes(name, None, bytes, graph.types_mut()).map_err(|e| load(format!("{e:#}")))?;
+    let package = Package::from_bytes(name, None, bytes, graph.types_mut())
+        .map_err(|e| load(format!("{e:#}")))?;
     graph.register_package(package).map_err(|e| load(chain(&e)))
 }
 
@@ -70,4 +79,21 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert!(matches!(
+            compose(b"", b""),
+            Err(ComposeError::Load { which: "guard", .. })
+        ));
+        assert!(matches!(
+            compose(b"\0asm\x01\0\0\0", b"junk"),
+            Err(ComposeError::Load { which: "guard", .. })
+        ));
+    }
 }

@@ -8,4 +8,4 @@
 pub mod build;
 mod compose;
 
-pub use compose::{ComposeError, compose, GUARD_EXPORT, STORE_INTERFACE};
+pub use compose::{ComposeError, GUARD_EXPORT, STORE_INTERFACE, compose};

@@ -7,7 +7,9 @@ pub enum AdapterError {
     #[error("sqlite unavailable: {0}")]
     Unavailable(String),
     /// The app is not set up to let this component reach the database: a configuration error, not a transient one.
-    #[error("sqlite access refused ({0}); grant it with inherit_configuration = [\"sqlite_databases\"] on the dependency and sqlite_databases = [\"default\"] on the component")]
+    #[error(
+        "sqlite access refused ({0}); grant it with inherit_configuration = [\"sqlite_databases\"] on the dependency and sqlite_databases = [\"default\"] on the component"
+    )]
     NotPermitted(&'static str),
     /// The host no longer knows this instance's connection; the next call opens a new one.
     #[error("sqlite connection lost")]

@@ -1,6 +1,8 @@
 //! Binds the operations to the exported WIT interface.
 
-use crate::bindings::exports::idem::guard::store::{Entry, Guest, InsertResult, StoreError, SwapResult};
+use crate::bindings::exports::idem::guard::store::{
+    Entry, Guest, InsertResult, StoreError, SwapResult,
+};
 use crate::error::AdapterError;
 use crate::{db, ops};
 
@@ -21,11 +23,15 @@ impl Guest for Adapter {
         value: Vec<u8>,
         ttl_ms: u64,
     ) -> Result<SwapResult, StoreError> {
-        Ok(db::with(|db| ops::compare_and_swap(db, &key, expected_version, value, ttl_ms))?)
+        Ok(db::with(|db| {
+            ops::compare_and_swap(db, &key, expected_version, value, ttl_ms)
+        })?)
     }
 
     fn delete_if_version(key: String, expected_version: u64) -> Result<bool, StoreError> {
-        Ok(db::with(|db| ops::delete_if_version(db, &key, expected_version))?)
+        Ok(db::with(|db| {
+            ops::delete_if_version(db, &key, expected_version)
+        })?)
     }
 }
 
@@ -33,9 +39,9 @@ impl From<AdapterError> for StoreError {
     fn from(e: AdapterError) -> Self {
         let message = e.to_string();
         match e {
-            AdapterError::Unavailable(_) | AdapterError::ConnectionLost | AdapterError::Contended(_) => {
-                StoreError::Unavailable(message)
-            }
+            AdapterError::Unavailable(_)
+            | AdapterError::ConnectionLost
+            | AdapterError::Contended(_) => StoreError::Unavailable(message),
             AdapterError::NotPermitted(_) | AdapterError::Full | AdapterError::BadRow(_) => {
                 StoreError::Other(message)
             }

@@ -5,6 +5,9 @@
 //! connection; SQLite runs each statement atomically, so that statement is the atomic step the store interface
 //! asks for. See `sql.rs` for the statements and why each is shaped as it is.
 
+// Natively only the pure helpers build, for their unit tests; the rest is reached from the wasm exports.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
 #[cfg(target_arch = "wasm32")]
 mod bindings {
     wit_bindgen::generate!({

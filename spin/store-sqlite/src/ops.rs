@@ -24,7 +24,12 @@ pub fn get(db: &Db, key: &str) -> Result<Option<Entry>, AdapterError> {
     select_live(db, key, time::now_ms())
 }
 
-pub fn insert_or_get(db: &Db, key: &str, value: Vec<u8>, ttl_ms: u64) -> Result<InsertResult, AdapterError> {
+pub fn insert_or_get(
+    db: &Db,
+    key: &str,
+    value: Vec<u8>,
+    ttl_ms: u64,
+) -> Result<InsertResult, AdapterError> {
     let now = time::now_ms();
     let mut params = [
         Value::Text(key.to_owned()),
@@ -104,7 +109,9 @@ fn select_live(db: &Db, key: &str, now: i64) -> Result<Option<Entry>, AdapterErr
         })),
         // SQLite hands back an empty BLOB as one, but a foreign writer may have stored text.
         (Some(Value::Text(_)), _) => Err(AdapterError::BadRow("value is text, not a blob")),
-        _ => Err(AdapterError::BadRow("expected (value BLOB, version INTEGER)")),
+        _ => Err(AdapterError::BadRow(
+            "expected (value BLOB, version INTEGER)",
+        )),
     }
 }
 
@@ -119,7 +126,10 @@ fn fresh_version() -> u64 {
 
 /// Best effort: the write has already succeeded, so a failed sweep is left for a later one.
 fn maybe_sweep(db: &Db, now: i64, version: u64) {
-    if version % SWEEP_ONE_IN == 0 {
-        let _ = db.execute(sql::SWEEP_EXPIRED, &[Value::Integer(now), Value::Integer(SWEEP_BATCH)]);
+    if version.is_multiple_of(SWEEP_ONE_IN) {
+        let _ = db.execute(
+            sql::SWEEP_EXPIRED,
+            &[Value::Integer(now), Value::Integer(SWEEP_BATCH)],
+        );
     }
 }

@@ -19,7 +19,8 @@ pub const SCHEMA: [&str; 2] = [
 ];
 
 /// `get`: ?1 key, ?2 now.
-pub const SELECT_LIVE: &str = "SELECT value, version FROM idem_store WHERE key = ?1 AND expires_at > ?2";
+pub const SELECT_LIVE: &str =
+    "SELECT value, version FROM idem_store WHERE key = ?1 AND expires_at > ?2";
 
 /// `insert-or-get`, the write half: ?1 key, ?2 value, ?3 new version, ?4 expires at, ?5 now.
 ///
