@@ -21,31 +21,18 @@ impl Store for ImportedStore {
         Ok(wit_store::get(key)?.map(Entry::from))
     }
 
-    fn insert_or_get(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<InsertResult, StoreError> {
+    fn insert_or_get(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<InsertResult, StoreError> {
         Ok(match wit_store::insert_or_get(key, value, ttl_ms)? {
             wit_store::InsertResult::Inserted(v) => InsertResult::Inserted(v),
             wit_store::InsertResult::Exists(e) => InsertResult::Exists(e.into()),
         })
     }
 
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: u64,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<SwapResult, StoreError> {
-        Ok(
-            match wit_store::compare_and_swap(key, expected, value, ttl_ms)? {
-                wit_store::SwapResult::Swapped(v) => SwapResult::Swapped(v),
-                wit_store::SwapResult::Conflict(e) => SwapResult::Conflict(e.map(Entry::from)),
-            },
-        )
+    fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8], ttl_ms: u64) -> Result<SwapResult, StoreError> {
+        Ok(match wit_store::compare_and_swap(key, expected, value, ttl_ms)? {
+            wit_store::SwapResult::Swapped(v) => SwapResult::Swapped(v),
+            wit_store::SwapResult::Conflict(e) => SwapResult::Conflict(e.map(Entry::from)),
+        })
     }
 
     fn delete_if_version(&self, key: &str, expected: u64) -> Result<bool, StoreError> {
@@ -60,9 +47,7 @@ impl Environment for Wasi {
     fn now_ms(&self) -> u64 {
         // A clock before 1970 is a host misconfiguration; reading it as 0 makes every lease look expired
         // rather than trapping, and fencing still keeps stale holders out.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
     }
 
     fn random_u64(&self) -> u64 {
@@ -80,9 +65,7 @@ impl wit::Guest for Component {
         fingerprint: wit::FingerprintInput,
         opts: wit::Options,
     ) -> Result<wit::ClaimDecision, wit::GuardError> {
-        Ok(guard()
-            .claim(&op.into(), &fingerprint.into(), &opts.into())?
-            .into())
+        Ok(guard().claim(&op.into(), &fingerprint.into(), &opts.into())?.into())
     }
 
     fn complete(
@@ -107,12 +90,7 @@ impl wit::Guest for Component {
         Ok(guard().fail(&op.into(), &token, failure, &opts.into())?)
     }
 
-    fn renew(
-        op: wit::Operation,
-        token: String,
-        extend_by_ms: u64,
-        opts: wit::Options,
-    ) -> Result<u64, wit::GuardError> {
+    fn renew(op: wit::Operation, token: String, extend_by_ms: u64, opts: wit::Options) -> Result<u64, wit::GuardError> {
         Ok(guard().renew(&op.into(), &token, extend_by_ms, &opts.into())?)
     }
 
@@ -127,10 +105,7 @@ impl wit::Guest for Component {
 
 impl From<wit_store::Entry> for Entry {
     fn from(e: wit_store::Entry) -> Self {
-        Entry {
-            value: e.value,
-            version: e.version,
-        }
+        Entry { value: e.value, version: e.version }
     }
 }
 
@@ -156,10 +131,7 @@ impl From<StoreError> for wit_store::StoreError {
 
 impl From<wit::Operation> for t::Operation {
     fn from(op: wit::Operation) -> Self {
-        t::Operation {
-            scope: op.scope,
-            key: op.key,
-        }
+        t::Operation { scope: op.scope, key: op.key }
     }
 }
 
@@ -167,10 +139,9 @@ impl From<wit::FingerprintInput> for t::FingerprintInput {
     fn from(f: wit::FingerprintInput) -> Self {
         match f {
             wit::FingerprintInput::Raw(b) => t::FingerprintInput::Raw(b),
-            wit::FingerprintInput::CanonicalJson(c) => t::FingerprintInput::CanonicalJson {
-                document: c.document,
-                exclude: c.exclude,
-            },
+            wit::FingerprintInput::CanonicalJson(c) => {
+                t::FingerprintInput::CanonicalJson { document: c.document, exclude: c.exclude }
+            }
             wit::FingerprintInput::Precomputed(b) => t::FingerprintInput::Precomputed(b),
         }
     }
@@ -192,23 +163,13 @@ impl From<wit::Options> for t::Options {
 
 impl From<wit::Outcome> for t::Outcome {
     fn from(o: wit::Outcome) -> Self {
-        t::Outcome {
-            body: o.body,
-            status: o.status,
-            content_type: o.content_type,
-            metadata: o.metadata,
-        }
+        t::Outcome { body: o.body, status: o.status, content_type: o.content_type, metadata: o.metadata }
     }
 }
 
 impl From<t::Outcome> for wit::Outcome {
     fn from(o: t::Outcome) -> Self {
-        wit::Outcome {
-            body: o.body,
-            status: o.status,
-            content_type: o.content_type,
-            metadata: o.metadata,
-        }
+        wit::Outcome { body: o.body, status: o.status, content_type: o.content_type, metadata: o.metadata }
     }
 }
 
@@ -272,15 +233,11 @@ impl From<GuardError> for wit::GuardError {
             GuardError::InvalidKey(m) => Self::InvalidKey(m),
             GuardError::InvalidFingerprint(m) => Self::InvalidFingerprint(m),
             GuardError::InvalidOptions(m) => Self::InvalidOptions(m),
-            GuardError::OutcomeTooLarge { size, limit } => {
-                Self::OutcomeTooLarge(wit::SizeLimit { size, limit })
-            }
+            GuardError::OutcomeTooLarge { size, limit } => Self::OutcomeTooLarge(wit::SizeLimit { size, limit }),
             GuardError::InvalidToken(m) => Self::InvalidToken(m),
-            GuardError::LeaseLost {
-                current_fencing_token,
-            } => Self::LeaseLost(wit::LeaseLost {
-                current_fencing_token,
-            }),
+            GuardError::LeaseLost { current_fencing_token } => {
+                Self::LeaseLost(wit::LeaseLost { current_fencing_token })
+            }
             GuardError::Store(e) => Self::Store(e.into()),
             GuardError::CorruptRecord(m) => Self::CorruptRecord(m),
             GuardError::Contended => Self::Contended,

@@ -15,10 +15,7 @@ pub fn fingerprint(input: &FingerprintInput) -> Result<Fingerprint, GuardError> 
             Ok(Sha256::digest(canonical_json(document, exclude)?).into())
         }
         FingerprintInput::Precomputed(bytes) => bytes.as_slice().try_into().map_err(|_| {
-            GuardError::InvalidFingerprint(format!(
-                "a precomputed fingerprint is 32 bytes, not {}",
-                bytes.len()
-            ))
+            GuardError::InvalidFingerprint(format!("a precomputed fingerprint is 32 bytes, not {}", bytes.len()))
         }),
     }
 }
@@ -27,14 +24,13 @@ pub fn fingerprint(input: &FingerprintInput) -> Result<Fingerprint, GuardError> 
 /// as written. Numbers are kept as text because reading them as floats would make two different large amounts
 /// the same payload, and a wrong replay is worse than a refused one.
 pub fn canonical_json(document: &str, exclude: &[String]) -> Result<Vec<u8>, GuardError> {
-    let mut value: Value = serde_json::from_str(document)
-        .map_err(|e| GuardError::InvalidFingerprint(format!("invalid JSON: {e}")))?;
+    let mut value: Value =
+        serde_json::from_str(document).map_err(|e| GuardError::InvalidFingerprint(format!("invalid JSON: {e}")))?;
     for pointer in exclude {
         remove_pointer(&mut value, pointer)?;
     }
     // serde_json's map is ordered by key unless `preserve_order` is enabled, which this crate never enables.
-    serde_json::to_vec(&value)
-        .map_err(|e| GuardError::InvalidFingerprint(format!("unserialisable JSON: {e}")))
+    serde_json::to_vec(&value).map_err(|e| GuardError::InvalidFingerprint(format!("unserialisable JSON: {e}")))
 }
 
 fn remove_pointer(root: &mut Value, pointer: &str) -> Result<(), GuardError> {
@@ -43,10 +39,7 @@ fn remove_pointer(root: &mut Value, pointer: &str) -> Result<(), GuardError> {
             "exclude entry {pointer:?} is not a JSON Pointer starting with '/'"
         )));
     };
-    let tokens: Vec<String> = path
-        .split('/')
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect();
+    let tokens: Vec<String> = path.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
     let (last, parents) = tokens.split_last().expect("split always yields one token");
     let mut node = root;
     for token in parents {
@@ -55,8 +48,7 @@ fn remove_pointer(root: &mut Value, pointer: &str) -> Result<(), GuardError> {
                 Some(child) => child,
                 None => return Ok(()),
             },
-            Value::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i))
-            {
+            Value::Array(items) => match token.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
                 Some(child) => child,
                 None => return Ok(()),
             },
@@ -100,29 +92,15 @@ mod tests {
 
     #[test]
     fn key_order_and_whitespace_do_not_matter() {
-        let a = json(
-            r#"{"amount": 100, "to": {"iban": "DE1", "name": "A"}}"#,
-            &[],
-        )
-        .unwrap();
-        let b = json(
-            "{\"to\":{\"name\":\"A\",\"iban\":\"DE1\"},\n \"amount\":100}",
-            &[],
-        )
-        .unwrap();
+        let a = json(r#"{"amount": 100, "to": {"iban": "DE1", "name": "A"}}"#, &[]).unwrap();
+        let b = json("{\"to\":{\"name\":\"A\",\"iban\":\"DE1\"},\n \"amount\":100}", &[]).unwrap();
         assert_eq!(a, b);
-        assert_eq!(
-            canonical_json(r#"{ "b":1, "a":[2, 1] }"#, &[]).unwrap(),
-            br#"{"a":[2,1],"b":1}"#
-        );
+        assert_eq!(canonical_json(r#"{ "b":1, "a":[2, 1] }"#, &[]).unwrap(), br#"{"a":[2,1],"b":1}"#);
     }
 
     #[test]
     fn values_and_array_order_do_matter() {
-        assert_ne!(
-            json(r#"{"amount":100}"#, &[]).unwrap(),
-            json(r#"{"amount":101}"#, &[]).unwrap()
-        );
+        assert_ne!(json(r#"{"amount":100}"#, &[]).unwrap(), json(r#"{"amount":101}"#, &[]).unwrap());
         assert_ne!(json("[1,2]", &[]).unwrap(), json("[2,1]", &[]).unwrap());
     }
 
@@ -135,81 +113,37 @@ mod tests {
 
     #[test]
     fn excluded_fields_do_not_matter() {
-        let a = json(
-            r#"{"amount":1,"sent_at":"10:00","meta":{"trace":"x","user":"u"}}"#,
-            &["/sent_at", "/meta/trace"],
-        );
-        let b = json(
-            r#"{"amount":1,"sent_at":"11:30","meta":{"trace":"y","user":"u"}}"#,
-            &["/sent_at", "/meta/trace"],
-        );
+        let a = json(r#"{"amount":1,"sent_at":"10:00","meta":{"trace":"x","user":"u"}}"#, &["/sent_at", "/meta/trace"]);
+        let b = json(r#"{"amount":1,"sent_at":"11:30","meta":{"trace":"y","user":"u"}}"#, &["/sent_at", "/meta/trace"]);
         assert_eq!(a.unwrap(), b.unwrap());
-        let c = json(
-            r#"{"amount":1,"meta":{"user":"v"}}"#,
-            &["/sent_at", "/meta/trace"],
-        );
-        assert_ne!(
-            json(r#"{"amount":1,"meta":{"user":"u"}}"#, &[]).unwrap(),
-            c.unwrap()
-        );
+        let c = json(r#"{"amount":1,"meta":{"user":"v"}}"#, &["/sent_at", "/meta/trace"]);
+        assert_ne!(json(r#"{"amount":1,"meta":{"user":"u"}}"#, &[]).unwrap(), c.unwrap());
     }
 
     #[test]
     fn pointer_escapes_and_missing_paths() {
-        let a = json(
-            r#"{"a/b":1,"c~d":2,"e":3}"#,
-            &["/a~1b", "/c~0d", "/nope/deeper"],
-        )
-        .unwrap();
+        let a = json(r#"{"a/b":1,"c~d":2,"e":3}"#, &["/a~1b", "/c~0d", "/nope/deeper"]).unwrap();
         assert_eq!(a, json(r#"{"e":3}"#, &[]).unwrap());
-        let arr = json(
-            r#"{"items":[{"id":1,"ts":5},{"id":2}]}"#,
-            &["/items/0/ts", "/items/9"],
-        )
-        .unwrap();
+        let arr = json(r#"{"items":[{"id":1,"ts":5},{"id":2}]}"#, &["/items/0/ts", "/items/9"]).unwrap();
         assert_eq!(arr, json(r#"{"items":[{"id":1},{"id":2}]}"#, &[]).unwrap());
     }
 
     #[test]
     fn bad_inputs_are_typed_errors() {
-        assert!(matches!(
-            json("{not json", &[]),
-            Err(GuardError::InvalidFingerprint(_))
-        ));
-        assert!(matches!(
-            json("", &[]),
-            Err(GuardError::InvalidFingerprint(_))
-        ));
-        assert!(matches!(
-            json("{} trailing", &[]),
-            Err(GuardError::InvalidFingerprint(_))
-        ));
-        assert!(matches!(
-            json("{}", &["sent_at"]),
-            Err(GuardError::InvalidFingerprint(_))
-        ));
-        assert!(matches!(
-            json("{}", &[""]),
-            Err(GuardError::InvalidFingerprint(_))
-        ));
+        assert!(matches!(json("{not json", &[]), Err(GuardError::InvalidFingerprint(_))));
+        assert!(matches!(json("", &[]), Err(GuardError::InvalidFingerprint(_))));
+        assert!(matches!(json("{} trailing", &[]), Err(GuardError::InvalidFingerprint(_))));
+        assert!(matches!(json("{}", &["sent_at"]), Err(GuardError::InvalidFingerprint(_))));
+        assert!(matches!(json("{}", &[""]), Err(GuardError::InvalidFingerprint(_))));
         let short = FingerprintInput::Precomputed(vec![0; 31]);
-        assert!(matches!(
-            fingerprint(&short),
-            Err(GuardError::InvalidFingerprint(_))
-        ));
-        assert_eq!(
-            fingerprint(&FingerprintInput::Precomputed(vec![7; 32])).unwrap(),
-            [7; 32]
-        );
+        assert!(matches!(fingerprint(&short), Err(GuardError::InvalidFingerprint(_))));
+        assert_eq!(fingerprint(&FingerprintInput::Precomputed(vec![7; 32])).unwrap(), [7; 32]);
     }
 
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let doc = "[".repeat(100_000);
-        assert!(matches!(
-            json(&doc, &[]),
-            Err(GuardError::InvalidFingerprint(_))
-        ));
+        assert!(matches!(json(&doc, &[]), Err(GuardError::InvalidFingerprint(_))));
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {

@@ -7,8 +7,8 @@ use crate::limits::{Settings, check_lease_extension, store_key};
 use crate::record::{Record, State, StoredKind, StoredOutcome, Token};
 use crate::store::{Entry, Environment, InsertResult, Store, SwapResult};
 use crate::types::{
-    Acquired, ClaimDecision, Failure, FingerprintInput, GuardError, InProgress, Lease, Operation,
-    Options, Outcome, Replay, StatusReport, StoreError, StoreFailurePolicy,
+    Acquired, ClaimDecision, Failure, FingerprintInput, GuardError, InProgress, Lease, Operation, Options, Outcome,
+    Replay, StatusReport, StoreError, StoreFailurePolicy,
 };
 
 /// How many times one call decides again after losing a race. Each lost race means another attempt changed the
@@ -31,31 +31,19 @@ impl<S: Store, E: Environment> Guard<S, E> {
         &self.store
     }
 
-    pub fn claim(
-        &self,
-        op: &Operation,
-        input: &FingerprintInput,
-        opts: &Options,
-    ) -> Result<ClaimDecision, GuardError> {
+    pub fn claim(&self, op: &Operation, input: &FingerprintInput, opts: &Options) -> Result<ClaimDecision, GuardError> {
         let key = store_key(op)?;
         let settings = Settings::resolve(opts)?;
         let fp = fingerprint(input)?;
         match self.claim_record(&key, fp, &settings) {
-            Err(GuardError::Store(e))
-                if settings.on_store_failure == StoreFailurePolicy::FailOpen =>
-            {
+            Err(GuardError::Store(e)) if settings.on_store_failure == StoreFailurePolicy::FailOpen => {
                 Ok(ClaimDecision::Unguarded(e))
             }
             other => other,
         }
     }
 
-    fn claim_record(
-        &self,
-        key: &str,
-        fp: Fingerprint,
-        settings: &Settings,
-    ) -> Result<ClaimDecision, GuardError> {
+    fn claim_record(&self, key: &str, fp: Fingerprint, settings: &Settings) -> Result<ClaimDecision, GuardError> {
         let now = self.env.now_ms();
         let lease_expires_at = now.saturating_add(settings.lease_ms);
         let ttl = settings.lease_ms.saturating_add(settings.retention_ms);
@@ -82,29 +70,27 @@ impl<S: Store, E: Environment> Guard<S, E> {
                     }
                 }
             };
-            let record = Record::decode(&entry.value)?;
+            // The read bytes go as soon as they are decoded: with a large outcome every copy counts against
+            // the guest's memory cap.
+            let Entry { value, version } = entry;
+            let record = Record::decode(&value)?;
+            drop(value);
             if record.fingerprint != fp {
                 return Ok(ClaimDecision::Mismatch);
             }
-            let recovered = match &record.state {
-                State::Finished {
-                    kind,
-                    outcome,
-                    finished_at,
-                } => {
+            let recovered = match record.state {
+                State::Finished { kind, outcome, finished_at } => {
                     return Ok(ClaimDecision::Replay(Replay {
-                        kind: (*kind).into(),
-                        outcome: outcome.clone().into(),
-                        finished_at: *finished_at,
+                        kind: kind.into(),
+                        outcome: outcome.into(),
+                        finished_at,
                         attempts: record.attempts,
                     }));
                 }
-                State::InProgress {
-                    lease_expires_at: held_until,
-                } if now < *held_until => {
+                State::InProgress { lease_expires_at: held_until } if now < held_until => {
                     return Ok(ClaimDecision::InProgress(InProgress {
                         attempt: record.attempts,
-                        lease_expires_at: *held_until,
+                        lease_expires_at: held_until,
                         retry_after_ms: (held_until - now).min(MAX_RETRY_AFTER_MS),
                     }));
                 }
@@ -119,10 +105,7 @@ impl<S: Store, E: Environment> Guard<S, E> {
                 state: State::InProgress { lease_expires_at },
                 ..record
             };
-            match self
-                .store
-                .compare_and_swap(key, entry.version, &next.encode(), ttl)?
-            {
+            match self.store.compare_and_swap(key, version, &next.encode(), ttl)? {
                 SwapResult::Swapped(_) => return Ok(acquired(&next, lease_expires_at, recovered)),
                 SwapResult::Conflict(current) => seen = current,
             }
@@ -130,32 +113,18 @@ impl<S: Store, E: Environment> Guard<S, E> {
         Err(GuardError::Contended)
     }
 
-    pub fn complete(
-        &self,
-        op: &Operation,
-        token: &str,
-        outcome: Outcome,
-        opts: &Options,
-    ) -> Result<u64, GuardError> {
+    pub fn complete(&self, op: &Operation, token: &str, outcome: Outcome, opts: &Options) -> Result<u64, GuardError> {
         self.finish(op, token, StoredKind::Succeeded, outcome, opts)
     }
 
-    pub fn fail(
-        &self,
-        op: &Operation,
-        token: &str,
-        failure: Failure,
-        opts: &Options,
-    ) -> Result<u64, GuardError> {
+    pub fn fail(&self, op: &Operation, token: &str, failure: Failure, opts: &Options) -> Result<u64, GuardError> {
         match failure {
             Failure::Terminal(outcome) => self.finish(op, token, StoredKind::Failed, outcome, opts),
             Failure::Retryable => {
                 let settings = Settings::resolve(opts)?;
                 let now = self.env.now_ms();
-                self.update_held(op, token, settings.retention_ms, |held| Record {
-                    updated_at: now,
-                    state: State::Released,
-                    ..held.clone()
+                self.update_held(op, token, settings.retention_ms, |held| {
+                    Record { updated_at: now, state: State::Released, ..held.clone() }.encode()
                 })?;
                 Ok(now)
             }
@@ -172,28 +141,34 @@ impl<S: Store, E: Environment> Guard<S, E> {
     ) -> Result<u64, GuardError> {
         let settings = Settings::resolve(opts)?;
         settings.check_outcome(&outcome)?;
-        let outcome = StoredOutcome::from(outcome);
         let now = self.env.now_ms();
-        let result = self.update_held(op, token, settings.retention_ms, |held| Record {
+        // One record holds the outcome for every round; each round copies in only the held record's small
+        // fields, because a clone of a large outcome per round could break the guest's memory cap.
+        let mut next = Record {
+            fingerprint: [0; 32],
+            fencing: 0,
+            nonce: 0,
+            attempts: 0,
+            created_at: 0,
             updated_at: now,
-            state: State::Finished {
-                kind,
-                outcome: outcome.clone(),
-                finished_at: now,
-            },
-            ..held.clone()
+            state: State::Finished { kind, outcome: StoredOutcome::from(outcome), finished_at: now },
+        };
+        let result = self.update_held(op, token, settings.retention_ms, |held| {
+            (next.fingerprint, next.fencing, next.nonce) = (held.fingerprint, held.fencing, held.nonce);
+            (next.attempts, next.created_at) = (held.attempts, held.created_at);
+            next.encode()
         });
         match result {
-            Ok(_) => Ok(now),
+            Ok(()) => Ok(now),
             // The same holder finishing again with the same outcome (a retry after a lost reply) is answered
             // as the first time, so callers can retry `complete` safely.
             Err(lost @ GuardError::LeaseLost { .. }) => match self.read(op)? {
-                Some(record) if Token::parse(token)?.holds(&record) => match record.state {
-                    State::Finished {
-                        kind: k,
-                        outcome: o,
-                        finished_at,
-                    } if k == kind && o == outcome => Ok(finished_at),
+                Some(stored) if Token::parse(token)?.holds(&stored) => match (stored.state, next.state) {
+                    (State::Finished { kind: k, outcome: o, finished_at }, State::Finished { outcome: wanted, .. })
+                        if k == kind && o == wanted =>
+                    {
+                        Ok(finished_at)
+                    }
                     _ => Err(lost),
                 },
                 _ => Err(lost),
@@ -202,55 +177,39 @@ impl<S: Store, E: Environment> Guard<S, E> {
         }
     }
 
-    pub fn renew(
-        &self,
-        op: &Operation,
-        token: &str,
-        extend_by_ms: u64,
-        opts: &Options,
-    ) -> Result<u64, GuardError> {
+    pub fn renew(&self, op: &Operation, token: &str, extend_by_ms: u64, opts: &Options) -> Result<u64, GuardError> {
         let settings = Settings::resolve(opts)?;
         check_lease_extension(extend_by_ms)?;
         let now = self.env.now_ms();
         let lease_expires_at = now.saturating_add(extend_by_ms);
         let ttl = extend_by_ms.saturating_add(settings.retention_ms);
-        self.update_held(op, token, ttl, |held| Record {
-            updated_at: now,
-            state: State::InProgress { lease_expires_at },
-            ..held.clone()
+        self.update_held(op, token, ttl, |held| {
+            Record { updated_at: now, state: State::InProgress { lease_expires_at }, ..held.clone() }.encode()
         })?;
         Ok(lease_expires_at)
     }
 
-    /// Replaces the record held in progress by `token` with `change(record)`, or says the lease is lost.
+    /// Replaces the record held in progress by `token` with the encoding `change(record)` returns, or says the
+    /// lease is lost.
     fn update_held(
         &self,
         op: &Operation,
         token: &str,
         ttl_ms: u64,
-        change: impl Fn(&Record) -> Record,
+        mut change: impl FnMut(&Record) -> Vec<u8>,
     ) -> Result<(), GuardError> {
         let key = store_key(op)?;
         let token = Token::parse(token)?;
         let mut seen = self.store.get(&key)?;
         for _ in 0..MAX_ROUNDS {
             let Some(entry) = seen.take() else {
-                return Err(GuardError::LeaseLost {
-                    current_fencing_token: None,
-                });
+                return Err(GuardError::LeaseLost { current_fencing_token: None });
             };
             let record = Record::decode(&entry.value)?;
             if !token.holds(&record) || !matches!(record.state, State::InProgress { .. }) {
-                return Err(GuardError::LeaseLost {
-                    current_fencing_token: Some(record.fencing),
-                });
+                return Err(GuardError::LeaseLost { current_fencing_token: Some(record.fencing) });
             }
-            match self.store.compare_and_swap(
-                &key,
-                entry.version,
-                &change(&record).encode(),
-                ttl_ms,
-            )? {
+            match self.store.compare_and_swap(&key, entry.version, &change(&record), ttl_ms)? {
                 SwapResult::Swapped(_) => return Ok(()),
                 // Lost to a takeover (refused next round) or to this holder's own concurrent renew (retried).
                 SwapResult::Conflict(current) => seen = current,
@@ -265,10 +224,7 @@ impl<S: Store, E: Environment> Guard<S, E> {
 
     fn read(&self, op: &Operation) -> Result<Option<Record>, GuardError> {
         let key = store_key(op)?;
-        self.store
-            .get(&key)?
-            .map(|e| Record::decode(&e.value))
-            .transpose()
+        self.store.get(&key)?.map(|e| Record::decode(&e.value)).transpose()
     }
 
     /// Deletes without decoding, so an operator can also clear a corrupt record.
@@ -288,12 +244,7 @@ impl<S: Store, E: Environment> Guard<S, E> {
 
 fn acquired(record: &Record, expires_at: u64, recovered: bool) -> ClaimDecision {
     ClaimDecision::Acquired(Acquired {
-        lease: Lease {
-            token: record.token(),
-            fencing_token: record.fencing,
-            attempt: record.attempts,
-            expires_at,
-        },
+        lease: Lease { token: record.token(), fencing_token: record.fencing, attempt: record.attempts, expires_at },
         recovered,
     })
 }
@@ -302,21 +253,10 @@ impl<T: Store + ?Sized> Store for &T {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         (**self).get(key)
     }
-    fn insert_or_get(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<InsertResult, StoreError> {
+    fn insert_or_get(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<InsertResult, StoreError> {
         (**self).insert_or_get(key, value, ttl_ms)
     }
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: u64,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<SwapResult, StoreError> {
+    fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8], ttl_ms: u64) -> Result<SwapResult, StoreError> {
         (**self).compare_and_swap(key, expected, value, ttl_ms)
     }
     fn delete_if_version(&self, key: &str, expected: u64) -> Result<bool, StoreError> {

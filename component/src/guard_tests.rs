@@ -35,11 +35,7 @@ fn lease_of(d: ClaimDecision) -> Lease {
 }
 
 fn opts() -> Options {
-    Options {
-        lease_ms: Some(1_000),
-        retention_ms: Some(60_000),
-        ..Default::default()
-    }
+    Options { lease_ms: Some(1_000), retention_ms: Some(60_000), ..Default::default() }
 }
 
 #[test]
@@ -48,18 +44,8 @@ fn case_1_first_claim_acquires() {
     let store = MemStore::new(&clock);
     let g = Guard::new(&store, &clock);
     let d = g.claim(&op("a"), &raw("p"), &opts()).unwrap();
-    let ClaimDecision::Acquired(a) = d else {
-        panic!("{d:?}")
-    };
-    assert_eq!(
-        (
-            a.lease.fencing_token,
-            a.lease.attempt,
-            a.lease.expires_at,
-            a.recovered
-        ),
-        (1, 1, T0 + 1_000, false)
-    );
+    let ClaimDecision::Acquired(a) = d else { panic!("{d:?}") };
+    assert_eq!((a.lease.fencing_token, a.lease.attempt, a.lease.expires_at, a.recovered), (1, 1, T0 + 1_000, false));
 }
 
 #[test]
@@ -72,11 +58,7 @@ fn case_2_live_lease_is_in_progress_and_never_a_second_execution() {
     let d = g.claim(&op("a"), &raw("p"), &opts()).unwrap();
     assert_eq!(
         d,
-        ClaimDecision::InProgress(InProgress {
-            attempt: 1,
-            lease_expires_at: T0 + 1_000,
-            retry_after_ms: 600
-        })
+        ClaimDecision::InProgress(InProgress { attempt: 1, lease_expires_at: T0 + 1_000, retry_after_ms: 600 })
     );
 }
 
@@ -87,48 +69,21 @@ fn case_3_expired_lease_is_taken_over_with_higher_fencing() {
     let g = Guard::new(&store, &clock);
     let first = lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
     clock.advance(1_000);
-    let ClaimDecision::Acquired(second) = g.claim(&op("a"), &raw("p"), &opts()).unwrap() else {
-        panic!()
-    };
+    let ClaimDecision::Acquired(second) = g.claim(&op("a"), &raw("p"), &opts()).unwrap() else { panic!() };
     assert!(second.recovered);
     assert_eq!((second.lease.fencing_token, second.lease.attempt), (2, 2));
     assert_ne!(first.token, second.lease.token);
     // The stale worker wakes up: every write it tries is refused and the record is untouched.
     let before = store.raw("payments/a").unwrap();
-    let lost = GuardError::LeaseLost {
-        current_fencing_token: Some(2),
-    };
-    assert_eq!(
-        g.complete(&op("a"), &first.token, body("stale"), &opts()),
-        Err(lost.clone())
-    );
-    assert_eq!(
-        g.renew(&op("a"), &first.token, 5_000, &opts()),
-        Err(lost.clone())
-    );
-    assert_eq!(
-        g.fail(&op("a"), &first.token, Failure::Retryable, &opts()),
-        Err(lost.clone())
-    );
-    assert_eq!(
-        g.fail(
-            &op("a"),
-            &first.token,
-            Failure::Terminal(body("x")),
-            &opts()
-        ),
-        Err(lost)
-    );
+    let lost = GuardError::LeaseLost { current_fencing_token: Some(2) };
+    assert_eq!(g.complete(&op("a"), &first.token, body("stale"), &opts()), Err(lost.clone()));
+    assert_eq!(g.renew(&op("a"), &first.token, 5_000, &opts()), Err(lost.clone()));
+    assert_eq!(g.fail(&op("a"), &first.token, Failure::Retryable, &opts()), Err(lost.clone()));
+    assert_eq!(g.fail(&op("a"), &first.token, Failure::Terminal(body("x")), &opts()), Err(lost));
     assert_eq!(store.raw("payments/a").unwrap(), before);
-    g.complete(&op("a"), &second.lease.token, body("fresh"), &opts())
-        .unwrap();
-    let ClaimDecision::Replay(r) = g.claim(&op("a"), &raw("p"), &opts()).unwrap() else {
-        panic!()
-    };
-    assert_eq!(
-        (r.outcome.body.as_slice(), r.attempts),
-        (b"fresh".as_slice(), 2)
-    );
+    g.complete(&op("a"), &second.lease.token, body("fresh"), &opts()).unwrap();
+    let ClaimDecision::Replay(r) = g.claim(&op("a"), &raw("p"), &opts()).unwrap() else { panic!() };
+    assert_eq!((r.outcome.body.as_slice(), r.attempts), (b"fresh".as_slice(), 2));
 }
 
 #[test]
@@ -144,11 +99,7 @@ fn case_4_completed_replays_the_outcome_byte_for_byte() {
         metadata: vec![("x-b".into(), "2".into()), ("x-a".into(), "1".into())],
     };
     clock.advance(10);
-    assert_eq!(
-        g.complete(&op("a"), &lease.token, outcome.clone(), &opts())
-            .unwrap(),
-        T0 + 10
-    );
+    assert_eq!(g.complete(&op("a"), &lease.token, outcome.clone(), &opts()).unwrap(), T0 + 10);
     for _ in 0..3 {
         clock.advance(5_000);
         let d = g.claim(&op("a"), &raw("p"), &opts()).unwrap();
@@ -171,10 +122,7 @@ fn case_5_different_fingerprint_is_a_mismatch_in_every_state() {
     let g = Guard::new(&store, &clock);
     let check = |g: &Guard<&MemStore, &SimClock>| {
         let before = store.raw("payments/a");
-        assert_eq!(
-            g.claim(&op("a"), &raw("other"), &opts()).unwrap(),
-            ClaimDecision::Mismatch
-        );
+        assert_eq!(g.claim(&op("a"), &raw("other"), &opts()).unwrap(), ClaimDecision::Mismatch);
         assert_eq!(store.raw("payments/a"), before, "a mismatch must not write");
     };
     let lease = lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
@@ -183,17 +131,12 @@ fn case_5_different_fingerprint_is_a_mismatch_in_every_state() {
     check(&g); // in progress, expired
     let lease2 = lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
     assert_eq!(lease2.fencing_token, 2);
-    g.fail(&op("a"), &lease2.token, Failure::Retryable, &opts())
-        .unwrap();
+    g.fail(&op("a"), &lease2.token, Failure::Retryable, &opts()).unwrap();
     check(&g); // released
     let lease3 = lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
-    g.complete(&op("a"), &lease3.token, body("done"), &opts())
-        .unwrap();
+    g.complete(&op("a"), &lease3.token, body("done"), &opts()).unwrap();
     check(&g); // completed
-    assert!(
-        g.complete(&op("a"), &lease.token, body("x"), &opts())
-            .is_err()
-    );
+    assert!(g.complete(&op("a"), &lease.token, body("x"), &opts()).is_err());
 }
 
 #[test]
@@ -202,20 +145,9 @@ fn case_6_terminal_failure_replays_the_failure() {
     let store = MemStore::new(&clock);
     let g = Guard::new(&store, &clock);
     let lease = lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
-    let declined = Outcome {
-        status: Some(402),
-        ..body("card declined")
-    };
-    g.fail(
-        &op("a"),
-        &lease.token,
-        Failure::Terminal(declined.clone()),
-        &opts(),
-    )
-    .unwrap();
-    let ClaimDecision::Replay(r) = g.claim(&op("a"), &raw("p"), &opts()).unwrap() else {
-        panic!()
-    };
+    let declined = Outcome { status: Some(402), ..body("card declined") };
+    g.fail(&op("a"), &lease.token, Failure::Terminal(declined.clone()), &opts()).unwrap();
+    let ClaimDecision::Replay(r) = g.claim(&op("a"), &raw("p"), &opts()).unwrap() else { panic!() };
     assert_eq!((r.kind, r.outcome), (OutcomeKind::Failed, declined));
 }
 
@@ -225,19 +157,10 @@ fn retryable_failure_releases_at_once_with_fencing_rising() {
     let store = MemStore::new(&clock);
     let g = Guard::new(&store, &clock);
     let lease = lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
-    g.fail(&op("a"), &lease.token, Failure::Retryable, &opts())
-        .unwrap();
-    assert_eq!(
-        g.status(&op("a")).unwrap().unwrap().state,
-        RecordState::Released
-    );
-    let ClaimDecision::Acquired(a) = g.claim(&op("a"), &raw("p"), &opts()).unwrap() else {
-        panic!()
-    };
-    assert_eq!(
-        (a.lease.fencing_token, a.lease.attempt, a.recovered),
-        (2, 2, false)
-    );
+    g.fail(&op("a"), &lease.token, Failure::Retryable, &opts()).unwrap();
+    assert_eq!(g.status(&op("a")).unwrap().unwrap().state, RecordState::Released);
+    let ClaimDecision::Acquired(a) = g.claim(&op("a"), &raw("p"), &opts()).unwrap() else { panic!() };
+    assert_eq!((a.lease.fencing_token, a.lease.attempt, a.recovered), (2, 2, false));
 }
 
 #[test]
@@ -247,31 +170,15 @@ fn renew_extends_a_live_lease_and_revives_an_untaken_one() {
     let g = Guard::new(&store, &clock);
     let lease = lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
     clock.advance(900);
-    assert_eq!(
-        g.renew(&op("a"), &lease.token, 1_000, &opts()).unwrap(),
-        T0 + 1_900
-    );
+    assert_eq!(g.renew(&op("a"), &lease.token, 1_000, &opts()).unwrap(), T0 + 1_900);
     clock.advance(800);
-    assert!(matches!(
-        g.claim(&op("a"), &raw("p"), &opts()).unwrap(),
-        ClaimDecision::InProgress(_)
-    ));
+    assert!(matches!(g.claim(&op("a"), &raw("p"), &opts()).unwrap(), ClaimDecision::InProgress(_)));
     clock.advance(5_000);
     // Expired, but nobody took over: the holder may still renew and complete.
-    assert_eq!(
-        g.renew(&op("a"), &lease.token, 1_000, &opts()).unwrap(),
-        T0 + 7_700
-    );
-    g.complete(&op("a"), &lease.token, body("ok"), &opts())
-        .unwrap();
-    assert!(matches!(
-        g.renew(&op("a"), &lease.token, 1_000, &opts()),
-        Err(GuardError::LeaseLost { .. })
-    ));
-    assert!(matches!(
-        g.renew(&op("a"), &lease.token, 0, &opts()),
-        Err(GuardError::InvalidOptions(_))
-    ));
+    assert_eq!(g.renew(&op("a"), &lease.token, 1_000, &opts()).unwrap(), T0 + 7_700);
+    g.complete(&op("a"), &lease.token, body("ok"), &opts()).unwrap();
+    assert!(matches!(g.renew(&op("a"), &lease.token, 1_000, &opts()), Err(GuardError::LeaseLost { .. })));
+    assert!(matches!(g.renew(&op("a"), &lease.token, 0, &opts()), Err(GuardError::InvalidOptions(_))));
 }
 
 #[test]
@@ -280,25 +187,14 @@ fn complete_is_safe_to_retry_with_the_same_outcome_only() {
     let store = MemStore::new(&clock);
     let g = Guard::new(&store, &clock);
     let lease = lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
-    let at = g
-        .complete(&op("a"), &lease.token, body("ok"), &opts())
-        .unwrap();
+    let at = g.complete(&op("a"), &lease.token, body("ok"), &opts()).unwrap();
     clock.advance(50);
-    assert_eq!(
-        g.complete(&op("a"), &lease.token, body("ok"), &opts())
-            .unwrap(),
-        at
-    );
+    assert_eq!(g.complete(&op("a"), &lease.token, body("ok"), &opts()).unwrap(), at);
     assert!(matches!(
         g.complete(&op("a"), &lease.token, body("different"), &opts()),
         Err(GuardError::LeaseLost { .. })
     ));
-    let failed = g.fail(
-        &op("a"),
-        &lease.token,
-        Failure::Terminal(body("ok")),
-        &opts(),
-    );
+    let failed = g.fail(&op("a"), &lease.token, Failure::Terminal(body("ok")), &opts());
     assert!(matches!(failed, Err(GuardError::LeaseLost { .. })));
 }
 
@@ -308,23 +204,16 @@ fn retention_expiry_forgets_and_starts_afresh() {
     let store = MemStore::new(&clock);
     let g = Guard::new(&store, &clock);
     let lease = lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
-    g.complete(&op("a"), &lease.token, body("ok"), &opts())
-        .unwrap();
+    g.complete(&op("a"), &lease.token, body("ok"), &opts()).unwrap();
     clock.advance(59_999);
-    assert!(matches!(
-        g.claim(&op("a"), &raw("p"), &opts()).unwrap(),
-        ClaimDecision::Replay(_)
-    ));
+    assert!(matches!(g.claim(&op("a"), &raw("p"), &opts()).unwrap(), ClaimDecision::Replay(_)));
     clock.advance(1);
     assert_eq!(g.status(&op("a")).unwrap(), None);
     // A fresh record: fencing restarts, and the old token (different nonce) is still refused.
     let fresh = lease_of(g.claim(&op("a"), &raw("new payload"), &opts()).unwrap());
     assert_eq!(fresh.fencing_token, 1);
     assert_ne!(fresh.token, lease.token);
-    assert!(matches!(
-        g.complete(&op("a"), &lease.token, body("x"), &opts()),
-        Err(GuardError::LeaseLost { .. })
-    ));
+    assert!(matches!(g.complete(&op("a"), &lease.token, body("x"), &opts()), Err(GuardError::LeaseLost { .. })));
 }
 
 #[test]
@@ -334,10 +223,7 @@ fn abandoned_in_progress_record_lives_for_lease_plus_retention() {
     let g = Guard::new(&store, &clock);
     lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
     clock.advance(60_999);
-    assert_eq!(
-        g.status(&op("a")).unwrap().unwrap().state,
-        RecordState::InProgress
-    );
+    assert_eq!(g.status(&op("a")).unwrap().unwrap().state, RecordState::InProgress);
     clock.advance(1);
     assert_eq!(g.status(&op("a")).unwrap(), None);
 }
@@ -355,8 +241,7 @@ fn status_reports_without_claiming() {
         (RecordState::InProgress, 1, 1, Some(T0 + 1_000))
     );
     clock.advance(7);
-    g.complete(&op("a"), &lease.token, body("12345"), &opts())
-        .unwrap();
+    g.complete(&op("a"), &lease.token, body("12345"), &opts()).unwrap();
     let s = g.status(&op("a")).unwrap().unwrap();
     assert_eq!(
         (s.state, s.created_at, s.updated_at, s.finished_at),
@@ -376,9 +261,7 @@ fn forget_clears_any_record_and_refuses_the_old_holder() {
     assert!(g.forget(&op("a")).unwrap());
     assert_eq!(
         g.complete(&op("a"), &lease.token, body("x"), &opts()),
-        Err(GuardError::LeaseLost {
-            current_fencing_token: None
-        })
+        Err(GuardError::LeaseLost { current_fencing_token: None })
     );
     store.put_raw("payments/b", b"not a record");
     assert!(g.forget(&op("b")).unwrap());
@@ -389,37 +272,18 @@ fn scopes_never_meet() {
     let clock = SimClock::at(T0);
     let store = MemStore::new(&clock);
     let g = Guard::new(&store, &clock);
-    let l = lease_of(
-        g.claim(&Operation::new("tenant-a", "k"), &raw("p"), &opts())
-            .unwrap(),
-    );
-    g.complete(
-        &Operation::new("tenant-a", "k"),
-        &l.token,
-        body("a"),
-        &opts(),
-    )
-    .unwrap();
+    let l = lease_of(g.claim(&Operation::new("tenant-a", "k"), &raw("p"), &opts()).unwrap());
+    g.complete(&Operation::new("tenant-a", "k"), &l.token, body("a"), &opts()).unwrap();
     assert!(matches!(
-        g.claim(&Operation::new("tenant-b", "k"), &raw("q"), &opts())
-            .unwrap(),
+        g.claim(&Operation::new("tenant-b", "k"), &raw("q"), &opts()).unwrap(),
         ClaimDecision::Acquired(_)
     ));
     // A key that looks like a path into another scope stays in its own scope.
     assert!(matches!(
-        g.claim(
-            &Operation::new("tenant-b", "../tenant-a/k"),
-            &raw("p"),
-            &opts()
-        )
-        .unwrap(),
+        g.claim(&Operation::new("tenant-b", "../tenant-a/k"), &raw("p"), &opts()).unwrap(),
         ClaimDecision::Acquired(_)
     ));
-    assert!(matches!(
-        g.claim(&Operation::new("tenant-a", "k"), &raw("p"), &opts())
-            .unwrap(),
-        ClaimDecision::Replay(_)
-    ));
+    assert!(matches!(g.claim(&Operation::new("tenant-a", "k"), &raw("p"), &opts()).unwrap(), ClaimDecision::Replay(_)));
 }
 
 #[test]
@@ -428,48 +292,18 @@ fn bad_input_is_refused_before_the_store_is_touched() {
     let store = MemStore::new(&clock);
     let g = Guard::new(&store, &clock);
     store.down.store(true, Ordering::SeqCst); // any store call would fail with `store`, not the error below
-    let claim =
-        |o: Operation, f: FingerprintInput, opts: Options| g.claim(&o, &f, &opts).unwrap_err();
-    assert!(matches!(
-        claim(op(""), raw("p"), opts()),
-        GuardError::InvalidKey(_)
-    ));
-    assert!(matches!(
-        claim(op(&"k".repeat(1025)), raw("p"), opts()),
-        GuardError::InvalidKey(_)
-    ));
-    assert!(matches!(
-        claim(Operation::new("pay ments", "k"), raw("p"), opts()),
-        GuardError::InvalidScope(_)
-    ));
-    let bad_json = FingerprintInput::CanonicalJson {
-        document: "{\"a\":".into(),
-        exclude: vec![],
-    };
-    assert!(matches!(
-        claim(op("k"), bad_json, opts()),
-        GuardError::InvalidFingerprint(_)
-    ));
-    let zero_lease = Options {
-        lease_ms: Some(0),
-        ..opts()
-    };
-    assert!(matches!(
-        claim(op("k"), raw("p"), zero_lease),
-        GuardError::InvalidOptions(_)
-    ));
-    let small = Options {
-        max_outcome_bytes: Some(4),
-        ..opts()
-    };
-    let too_big = g
-        .complete(&op("k"), "1.0000000000000001", body("12345"), &small)
-        .unwrap_err();
+    let claim = |o: Operation, f: FingerprintInput, opts: Options| g.claim(&o, &f, &opts).unwrap_err();
+    assert!(matches!(claim(op(""), raw("p"), opts()), GuardError::InvalidKey(_)));
+    assert!(matches!(claim(op(&"k".repeat(1025)), raw("p"), opts()), GuardError::InvalidKey(_)));
+    assert!(matches!(claim(Operation::new("pay ments", "k"), raw("p"), opts()), GuardError::InvalidScope(_)));
+    let bad_json = FingerprintInput::CanonicalJson { document: "{\"a\":".into(), exclude: vec![] };
+    assert!(matches!(claim(op("k"), bad_json, opts()), GuardError::InvalidFingerprint(_)));
+    let zero_lease = Options { lease_ms: Some(0), ..opts() };
+    assert!(matches!(claim(op("k"), raw("p"), zero_lease), GuardError::InvalidOptions(_)));
+    let small = Options { max_outcome_bytes: Some(4), ..opts() };
+    let too_big = g.complete(&op("k"), "1.0000000000000001", body("12345"), &small).unwrap_err();
     assert_eq!(too_big, GuardError::OutcomeTooLarge { size: 15, limit: 4 });
-    assert!(matches!(
-        g.complete(&op("k"), "junk", body(""), &opts()),
-        Err(GuardError::InvalidToken(_))
-    ));
+    assert!(matches!(g.complete(&op("k"), "junk", body(""), &opts()), Err(GuardError::InvalidToken(_))));
 }
 
 #[test]
@@ -478,16 +312,9 @@ fn oversized_outcome_leaves_the_lease_usable() {
     let store = MemStore::new(&clock);
     let g = Guard::new(&store, &clock);
     let lease = lease_of(g.claim(&op("a"), &raw("p"), &opts()).unwrap());
-    let huge = Outcome {
-        body: vec![1; (1 << 20) + 1],
-        ..Default::default()
-    };
-    assert!(matches!(
-        g.complete(&op("a"), &lease.token, huge, &opts()),
-        Err(GuardError::OutcomeTooLarge { .. })
-    ));
-    g.complete(&op("a"), &lease.token, body("fits"), &opts())
-        .unwrap();
+    let huge = Outcome { body: vec![1; (1 << 20) + 1], ..Default::default() };
+    assert!(matches!(g.complete(&op("a"), &lease.token, huge, &opts()), Err(GuardError::OutcomeTooLarge { .. })));
+    g.complete(&op("a"), &lease.token, body("fits"), &opts()).unwrap();
 }
 
 #[test]
@@ -497,21 +324,10 @@ fn corrupt_or_foreign_records_are_typed_errors_and_left_alone() {
     let g = Guard::new(&store, &clock);
     let mut newer = b"IDEM\x02".to_vec();
     newer.extend([0; 40]);
-    for junk in [
-        b"{\"foreign\":1}".to_vec(),
-        b"IDEM\x01\xff\xff".to_vec(),
-        newer,
-        vec![],
-    ] {
+    for junk in [b"{\"foreign\":1}".to_vec(), b"IDEM\x01\xff\xff".to_vec(), newer, vec![]] {
         store.put_raw("payments/a", &junk);
-        assert!(matches!(
-            g.claim(&op("a"), &raw("p"), &opts()),
-            Err(GuardError::CorruptRecord(_))
-        ));
-        assert!(matches!(
-            g.status(&op("a")),
-            Err(GuardError::CorruptRecord(_))
-        ));
+        assert!(matches!(g.claim(&op("a"), &raw("p"), &opts()), Err(GuardError::CorruptRecord(_))));
+        assert!(matches!(g.status(&op("a")), Err(GuardError::CorruptRecord(_))));
         assert!(matches!(
             g.complete(&op("a"), "1.0000000000000000", body(""), &opts()),
             Err(GuardError::CorruptRecord(_))
@@ -526,30 +342,14 @@ fn store_down_fails_closed_by_default_and_open_only_when_asked() {
     let store = MemStore::new(&clock);
     let g = Guard::new(&store, &clock);
     store.down.store(true, Ordering::SeqCst);
-    assert!(matches!(
-        g.claim(&op("a"), &raw("p"), &opts()),
-        Err(GuardError::Store(StoreError::Unavailable(_)))
-    ));
-    let open = Options {
-        on_store_failure: Some(StoreFailurePolicy::FailOpen),
-        ..opts()
-    };
-    assert!(matches!(
-        g.claim(&op("a"), &raw("p"), &open),
-        Ok(ClaimDecision::Unguarded(StoreError::Unavailable(_)))
-    ));
+    assert!(matches!(g.claim(&op("a"), &raw("p"), &opts()), Err(GuardError::Store(StoreError::Unavailable(_)))));
+    let open = Options { on_store_failure: Some(StoreFailurePolicy::FailOpen), ..opts() };
+    assert!(matches!(g.claim(&op("a"), &raw("p"), &open), Ok(ClaimDecision::Unguarded(StoreError::Unavailable(_)))));
     // Validation still comes first under fail-open: bad input is never "unguarded".
-    assert!(matches!(
-        g.claim(&op(""), &raw("p"), &open),
-        Err(GuardError::InvalidKey(_))
-    ));
+    assert!(matches!(g.claim(&op(""), &raw("p"), &open), Err(GuardError::InvalidKey(_))));
     assert!(matches!(g.status(&op("a")), Err(GuardError::Store(_))));
     store.down.store(false, Ordering::SeqCst);
-    assert_eq!(
-        g.status(&op("a")).unwrap(),
-        None,
-        "nothing was stored while down"
-    );
+    assert_eq!(g.status(&op("a")).unwrap(), None, "nothing was stored while down");
 }
 
 #[test]
@@ -566,18 +366,14 @@ fn racing_claimers_on_one_key_yield_exactly_one_acquired() {
                     barrier.wait();
                     let d = g.claim(&op("race"), &raw("p"), &opts()).unwrap();
                     if let ClaimDecision::Acquired(a) = &d {
-                        g.complete(&op("race"), &a.lease.token, body("won"), &opts())
-                            .unwrap();
+                        g.complete(&op("race"), &a.lease.token, body("won"), &opts()).unwrap();
                     }
                     decisions.lock().unwrap().push(d);
                 });
             }
         });
         let decisions = decisions.into_inner().unwrap();
-        let acquired = decisions
-            .iter()
-            .filter(|d| matches!(d, ClaimDecision::Acquired(_)))
-            .count();
+        let acquired = decisions.iter().filter(|d| matches!(d, ClaimDecision::Acquired(_))).count();
         assert_eq!(acquired, 1, "round {round}: {decisions:?}");
         assert!(decisions.iter().all(|d| matches!(
             d,
@@ -591,11 +387,7 @@ fn racing_takeovers_of_an_expired_lease_yield_exactly_one_winner() {
     for _ in 0..20 {
         let clock = SimClock::at(T0);
         let store = MemStore::new(&clock);
-        lease_of(
-            Guard::new(&store, &clock)
-                .claim(&op("a"), &raw("p"), &opts())
-                .unwrap(),
-        );
+        lease_of(Guard::new(&store, &clock).claim(&op("a"), &raw("p"), &opts()).unwrap());
         clock.advance(1_000);
         let barrier = Barrier::new(32);
         let winners = Mutex::new(Vec::new());
@@ -604,9 +396,7 @@ fn racing_takeovers_of_an_expired_lease_yield_exactly_one_winner() {
                 s.spawn(|| {
                     let g = Guard::new(&store, &clock);
                     barrier.wait();
-                    if let ClaimDecision::Acquired(a) =
-                        g.claim(&op("a"), &raw("p"), &opts()).unwrap()
-                    {
+                    if let ClaimDecision::Acquired(a) = g.claim(&op("a"), &raw("p"), &opts()).unwrap() {
                         winners.lock().unwrap().push(a);
                     }
                 });
@@ -650,15 +440,9 @@ const RETENTION: u64 = 1_000;
 
 #[derive(Debug, Clone, PartialEq)]
 enum MState {
-    InProgress {
-        until: u64,
-    },
+    InProgress { until: u64 },
     Released,
-    Finished {
-        kind: OutcomeKind,
-        body: u8,
-        at: u64,
-    },
+    Finished { kind: OutcomeKind, body: u8, at: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -687,12 +471,7 @@ impl Model {
 }
 
 fn out(b: u8) -> Outcome {
-    Outcome {
-        body: vec![b; 3],
-        status: Some(200 + u16::from(b)),
-        content_type: None,
-        metadata: vec![],
-    }
+    Outcome { body: vec![b; 3], status: Some(200 + u16::from(b)), content_type: None, metadata: vec![] }
 }
 
 proptest! {

@@ -60,9 +60,7 @@ pub fn check_lease_extension(ms: u64) -> Result<(), GuardError> {
 
 fn check_duration(name: &str, ms: u64, max: u64) -> Result<(), GuardError> {
     if ms == 0 || ms > max {
-        return Err(GuardError::InvalidOptions(format!(
-            "{name} is {ms}, must be between 1 and {max}"
-        )));
+        return Err(GuardError::InvalidOptions(format!("{name} is {ms}, must be between 1 and {max}")));
     }
     Ok(())
 }
@@ -75,14 +73,9 @@ pub fn store_key(op: &Operation) -> Result<String, GuardError> {
         return Err(GuardError::InvalidScope("scope is empty".into()));
     }
     if scope.chars().count() > MAX_SCOPE_CHARS {
-        return Err(GuardError::InvalidScope(format!(
-            "scope is longer than {MAX_SCOPE_CHARS} characters"
-        )));
+        return Err(GuardError::InvalidScope(format!("scope is longer than {MAX_SCOPE_CHARS} characters")));
     }
-    if let Some(c) = scope
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
+    if let Some(c) = scope.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
         return Err(GuardError::InvalidScope(format!(
             "scope has the character {c:?}; allowed are a-z, A-Z, 0-9, '_', '-' and '.'"
         )));
@@ -92,15 +85,10 @@ pub fn store_key(op: &Operation) -> Result<String, GuardError> {
         return Err(GuardError::InvalidKey("key is empty".into()));
     }
     if key.len() > MAX_KEY_BYTES {
-        return Err(GuardError::InvalidKey(format!(
-            "key is {} bytes, longer than {MAX_KEY_BYTES}",
-            key.len()
-        )));
+        return Err(GuardError::InvalidKey(format!("key is {} bytes, longer than {MAX_KEY_BYTES}", key.len())));
     }
     if let Some(c) = key.chars().find(|c| c.is_control()) {
-        return Err(GuardError::InvalidKey(format!(
-            "key has the control character {c:?}"
-        )));
+        return Err(GuardError::InvalidKey(format!("key has the control character {c:?}")));
     }
     Ok(format!("{scope}/{key}"))
 }
@@ -115,10 +103,7 @@ mod tests {
 
     #[test]
     fn store_key_joins_scope_and_key() {
-        assert_eq!(
-            store_key(&Operation::new("payments", "a/b")).unwrap(),
-            "payments/a/b"
-        );
+        assert_eq!(store_key(&Operation::new("payments", "a/b")).unwrap(), "payments/a/b");
     }
 
     #[test]
@@ -126,24 +111,15 @@ mod tests {
         assert!(matches!(err("", "k"), GuardError::InvalidScope(_)));
         assert!(matches!(err("pay/ments", "k"), GuardError::InvalidScope(_)));
         assert!(matches!(err("pay ments", "k"), GuardError::InvalidScope(_)));
-        assert!(matches!(
-            err("zahlungsverkehr-ä", "k"),
-            GuardError::InvalidScope(_)
-        ));
-        assert!(matches!(
-            err(&"s".repeat(65), "k"),
-            GuardError::InvalidScope(_)
-        ));
+        assert!(matches!(err("zahlungsverkehr-ä", "k"), GuardError::InvalidScope(_)));
+        assert!(matches!(err(&"s".repeat(65), "k"), GuardError::InvalidScope(_)));
         assert!(store_key(&Operation::new("s".repeat(64), "k")).is_ok());
     }
 
     #[test]
     fn bad_keys_are_refused() {
         assert!(matches!(err("s", ""), GuardError::InvalidKey(_)));
-        assert!(matches!(
-            err("s", &"k".repeat(1025)),
-            GuardError::InvalidKey(_)
-        ));
+        assert!(matches!(err("s", &"k".repeat(1025)), GuardError::InvalidKey(_)));
         assert!(matches!(err("s", "a\0b"), GuardError::InvalidKey(_)));
         assert!(matches!(err("s", "a\nb"), GuardError::InvalidKey(_)));
         assert!(store_key(&Operation::new("s", "k".repeat(1024))).is_ok());
@@ -152,44 +128,22 @@ mod tests {
     #[test]
     fn options_out_of_range_are_refused() {
         let bad = [
-            Options {
-                lease_ms: Some(0),
-                ..Default::default()
-            },
-            Options {
-                lease_ms: Some(MAX_LEASE_MS + 1),
-                ..Default::default()
-            },
-            Options {
-                retention_ms: Some(0),
-                ..Default::default()
-            },
-            Options {
-                max_outcome_bytes: Some(MAX_OUTCOME_BYTES_LIMIT + 1),
-                ..Default::default()
-            },
+            Options { lease_ms: Some(0), ..Default::default() },
+            Options { lease_ms: Some(MAX_LEASE_MS + 1), ..Default::default() },
+            Options { retention_ms: Some(0), ..Default::default() },
+            Options { max_outcome_bytes: Some(MAX_OUTCOME_BYTES_LIMIT + 1), ..Default::default() },
         ];
         for opts in bad {
-            assert!(
-                matches!(Settings::resolve(&opts), Err(GuardError::InvalidOptions(_))),
-                "{opts:?}"
-            );
+            assert!(matches!(Settings::resolve(&opts), Err(GuardError::InvalidOptions(_))), "{opts:?}");
         }
         let s = Settings::resolve(&Options::default()).unwrap();
-        assert_eq!(
-            (s.lease_ms, s.retention_ms, s.max_outcome_bytes),
-            (30_000, 86_400_000, 1 << 20)
-        );
+        assert_eq!((s.lease_ms, s.retention_ms, s.max_outcome_bytes), (30_000, 86_400_000, 1 << 20));
         assert_eq!(s.on_store_failure, StoreFailurePolicy::FailClosed);
     }
 
     #[test]
     fn outcome_limit_counts_body_type_and_metadata() {
-        let s = Settings::resolve(&Options {
-            max_outcome_bytes: Some(10),
-            ..Default::default()
-        })
-        .unwrap();
+        let s = Settings::resolve(&Options { max_outcome_bytes: Some(10), ..Default::default() }).unwrap();
         let fits = Outcome {
             body: vec![0; 4],
             content_type: Some("ab".into()),
@@ -198,16 +152,7 @@ mod tests {
         };
         assert_eq!(fits.counted_bytes(), 10);
         assert!(s.check_outcome(&fits).is_ok());
-        let over = Outcome {
-            body: vec![0; 5],
-            ..fits
-        };
-        assert_eq!(
-            s.check_outcome(&over),
-            Err(GuardError::OutcomeTooLarge {
-                size: 11,
-                limit: 10
-            })
-        );
+        let over = Outcome { body: vec![0; 5], ..fits };
+        assert_eq!(s.check_outcome(&over), Err(GuardError::OutcomeTooLarge { size: 11, limit: 10 }));
     }
 }

@@ -28,15 +28,9 @@ pub struct Record {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
-    InProgress {
-        lease_expires_at: u64,
-    },
+    InProgress { lease_expires_at: u64 },
     Released,
-    Finished {
-        kind: StoredKind,
-        outcome: StoredOutcome,
-        finished_at: u64,
-    },
+    Finished { kind: StoredKind, outcome: StoredOutcome, finished_at: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,23 +50,13 @@ pub struct StoredOutcome {
 
 impl From<Outcome> for StoredOutcome {
     fn from(o: Outcome) -> Self {
-        Self {
-            body: o.body,
-            status: o.status,
-            content_type: o.content_type,
-            metadata: o.metadata,
-        }
+        Self { body: o.body, status: o.status, content_type: o.content_type, metadata: o.metadata }
     }
 }
 
 impl From<StoredOutcome> for Outcome {
     fn from(o: StoredOutcome) -> Self {
-        Self {
-            body: o.body,
-            status: o.status,
-            content_type: o.content_type,
-            metadata: o.metadata,
-        }
+        Self { body: o.body, status: o.status, content_type: o.content_type, metadata: o.metadata }
     }
 }
 
@@ -87,7 +71,9 @@ impl From<StoredKind> for OutcomeKind {
 
 impl Record {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.outcome_len());
+        // Sized up front: a growing Vec would double, and for a 16 MiB outcome that doubling is what breaks a
+        // guest's memory cap.
+        let mut out = Vec::with_capacity(self.encoded_len_bound());
         out.extend_from_slice(MAGIC);
         out.push(FORMAT_VERSION);
         // Serialising plain owned data into a Vec cannot fail; an error here is a bug in this module.
@@ -104,30 +90,29 @@ impl Record {
         };
         match rest.split_first() {
             Some((&FORMAT_VERSION, body)) => {
-                let (record, tail) = postcard::take_from_bytes::<Record>(body).map_err(|e| {
-                    GuardError::CorruptRecord(format!("undecodable format-1 record: {e}"))
-                })?;
+                let (record, tail) = postcard::take_from_bytes::<Record>(body)
+                    .map_err(|e| GuardError::CorruptRecord(format!("undecodable format-1 record: {e}")))?;
                 if !tail.is_empty() {
-                    return Err(GuardError::CorruptRecord(format!(
-                        "{} stray bytes after the record",
-                        tail.len()
-                    )));
+                    return Err(GuardError::CorruptRecord(format!("{} stray bytes after the record", tail.len())));
                 }
                 Ok(record)
             }
             Some((&version, _)) => Err(GuardError::CorruptRecord(format!(
                 "record format {version} is not one this guard reads (it reads up to {FORMAT_VERSION})"
             ))),
-            None => Err(GuardError::CorruptRecord(
-                "record header without a format version".into(),
-            )),
+            None => Err(GuardError::CorruptRecord("record header without a format version".into())),
         }
     }
 
-    fn outcome_len(&self) -> usize {
+    /// An upper bound of `encode().len()`: fixed fields, plus each variable-length field and its varint prefix.
+    fn encoded_len_bound(&self) -> usize {
+        const FIXED: usize = 5 + 32 + 4 * 10 + 2 * 10 + 16;
         match &self.state {
-            State::Finished { outcome, .. } => outcome.body.len(),
-            _ => 0,
+            State::Finished { outcome, .. } => {
+                let text: usize = outcome.metadata.iter().map(|(k, v)| k.len() + v.len() + 20).sum();
+                FIXED + outcome.body.len() + 10 + outcome.content_type.as_ref().map_or(1, |c| c.len() + 11) + text + 10
+            }
+            _ => FIXED,
         }
     }
 
@@ -137,15 +122,9 @@ impl Record {
 
     pub fn status_report(&self) -> StatusReport {
         let (state, lease_expires_at, finished_at, outcome_bytes) = match &self.state {
-            State::InProgress { lease_expires_at } => {
-                (RecordState::InProgress, Some(*lease_expires_at), None, None)
-            }
+            State::InProgress { lease_expires_at } => (RecordState::InProgress, Some(*lease_expires_at), None, None),
             State::Released => (RecordState::Released, None, None, None),
-            State::Finished {
-                kind,
-                outcome,
-                finished_at,
-            } => {
+            State::Finished { kind, outcome, finished_at } => {
                 let state = match kind {
                     StoredKind::Succeeded => RecordState::Succeeded,
                     StoredKind::Failed => RecordState::Failed,
@@ -177,8 +156,7 @@ pub struct Token {
 
 impl Token {
     pub fn parse(token: &str) -> Result<Self, GuardError> {
-        let bad =
-            || GuardError::InvalidToken(format!("{:?} is not a lease token", truncate(token, 80)));
+        let bad = || GuardError::InvalidToken(format!("{:?} is not a lease token", truncate(token, 80)));
         let (fencing, nonce) = token.split_once('.').ok_or_else(bad)?;
         if nonce.len() != 16 || fencing.is_empty() || fencing.len() > 20 {
             return Err(bad());
@@ -227,15 +205,9 @@ mod tests {
             metadata: vec![("location".into(), "/x".into())],
         };
         for state in [
-            State::InProgress {
-                lease_expires_at: 99,
-            },
+            State::InProgress { lease_expires_at: 99 },
             State::Released,
-            State::Finished {
-                kind: StoredKind::Failed,
-                outcome,
-                finished_at: 5,
-            },
+            State::Finished { kind: StoredKind::Failed, outcome, finished_at: 5 },
         ] {
             let r = sample(state);
             assert_eq!(Record::decode(&r.encode()).unwrap(), r);
@@ -243,16 +215,30 @@ mod tests {
     }
 
     #[test]
+    fn the_size_bound_holds_so_encoding_never_reallocates() {
+        let outcome = StoredOutcome {
+            body: vec![7; 70_000],
+            status: Some(u16::MAX),
+            content_type: Some("x".repeat(300)),
+            metadata: (0..50).map(|i| (format!("h{i}"), "v".repeat(200))).collect(),
+        };
+        let mut r = sample(State::Finished { kind: StoredKind::Succeeded, outcome, finished_at: u64::MAX });
+        (r.fencing, r.nonce, r.attempts, r.created_at, r.updated_at) =
+            (u64::MAX, u64::MAX, u32::MAX, u64::MAX, u64::MAX);
+        let encoded = r.encode();
+        assert!(encoded.len() <= r.encoded_len_bound(), "{} > {}", encoded.len(), r.encoded_len_bound());
+        assert_eq!(encoded.capacity(), r.encoded_len_bound());
+    }
+
+    #[test]
     fn format_one_bytes_stay_readable() {
         // Written by format 1; a future format must still read these exact bytes.
-        let r = sample(State::InProgress {
-            lease_expires_at: 1000,
-        });
+        let r = sample(State::InProgress { lease_expires_at: 1000 });
         let bytes = r.encode();
         assert_eq!(&bytes[..5], b"IDEM\x01");
         let frozen: &[u8] = &[
-            73, 68, 69, 77, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-            3, 3, 3, 3, 3, 3, 3, 3, 3, 7, 239, 253, 182, 245, 13, 2, 1, 2, 0, 232, 7,
+            73, 68, 69, 77, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+            3, 3, 3, 7, 239, 253, 182, 245, 13, 2, 1, 2, 0, 232, 7,
         ];
         assert_eq!(bytes, frozen);
         assert_eq!(Record::decode(frozen).unwrap(), r);
@@ -270,10 +256,7 @@ mod tests {
             [good.as_slice(), &[0]].concat(),
         ];
         for bytes in cases {
-            assert!(
-                matches!(Record::decode(&bytes), Err(GuardError::CorruptRecord(_))),
-                "{bytes:?}"
-            );
+            assert!(matches!(Record::decode(&bytes), Err(GuardError::CorruptRecord(_))), "{bytes:?}");
         }
     }
 
@@ -282,19 +265,8 @@ mod tests {
         let r = sample(State::Released);
         let t = Token::parse(&r.token()).unwrap();
         assert!(t.holds(&r));
-        for junk in [
-            "",
-            "7",
-            "7.",
-            ".0000000000000000",
-            "x.00000000deadbeef",
-            "7.deadbeef",
-            "7.zzzzzzzzzzzzzzzz",
-        ] {
-            assert!(
-                matches!(Token::parse(junk), Err(GuardError::InvalidToken(_))),
-                "{junk}"
-            );
+        for junk in ["", "7", "7.", ".0000000000000000", "x.00000000deadbeef", "7.deadbeef", "7.zzzzzzzzzzzzzzzz"] {
+            assert!(matches!(Token::parse(junk), Err(GuardError::InvalidToken(_))), "{junk}");
         }
     }
 

@@ -24,12 +24,7 @@ pub enum SwapResult {
 /// See `wit/store.wit` for the contract, above all what must be atomic.
 pub trait Store {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError>;
-    fn insert_or_get(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<InsertResult, StoreError>;
+    fn insert_or_get(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<InsertResult, StoreError>;
     fn compare_and_swap(
         &self,
         key: &str,

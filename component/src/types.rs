@@ -12,10 +12,7 @@ pub struct Operation {
 
 impl Operation {
     pub fn new(scope: impl Into<String>, key: impl Into<String>) -> Self {
-        Self {
-            scope: scope.into(),
-            key: key.into(),
-        }
+        Self { scope: scope.into(), key: key.into() }
     }
 }
 
@@ -23,10 +20,7 @@ impl Operation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FingerprintInput {
     Raw(Vec<u8>),
-    CanonicalJson {
-        document: String,
-        exclude: Vec<String>,
-    },
+    CanonicalJson { document: String, exclude: Vec<String> },
     Precomputed(Vec<u8>),
 }
 

@@ -27,10 +27,7 @@ pub(crate) struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -58,34 +55,20 @@ impl wit_store::Host for HostState {
         value: Vec<u8>,
         ttl_ms: u64,
     ) -> Result<wit_store::SwapResult, wit_store::StoreError> {
-        Ok(
-            match self
-                .store
-                .compare_and_swap(&key, expected_version, &value, ttl_ms)?
-            {
-                store::SwapResult::Swapped(v) => wit_store::SwapResult::Swapped(v),
-                store::SwapResult::Conflict(e) => {
-                    wit_store::SwapResult::Conflict(e.map(Into::into))
-                }
-            },
-        )
+        Ok(match self.store.compare_and_swap(&key, expected_version, &value, ttl_ms)? {
+            store::SwapResult::Swapped(v) => wit_store::SwapResult::Swapped(v),
+            store::SwapResult::Conflict(e) => wit_store::SwapResult::Conflict(e.map(Into::into)),
+        })
     }
 
-    fn delete_if_version(
-        &mut self,
-        key: String,
-        expected_version: u64,
-    ) -> Result<bool, wit_store::StoreError> {
+    fn delete_if_version(&mut self, key: String, expected_version: u64) -> Result<bool, wit_store::StoreError> {
         Ok(self.store.delete_if_version(&key, expected_version)?)
     }
 }
 
 impl From<store::Entry> for wit_store::Entry {
     fn from(e: store::Entry) -> Self {
-        Self {
-            value: e.value,
-            version: e.version,
-        }
+        Self { value: e.value, version: e.version }
     }
 }
 
@@ -112,11 +95,6 @@ impl From<wit_store::StoreError> for store::StoreError {
 /// Every option unset: the guard applies its documented defaults.
 impl Default for exports::idem::guard::guard::Options {
     fn default() -> Self {
-        Self {
-            lease_ms: None,
-            retention_ms: None,
-            max_outcome_bytes: None,
-            on_store_failure: None,
-        }
+        Self { lease_ms: None, retention_ms: None, max_outcome_bytes: None, on_store_failure: None }
     }
 }

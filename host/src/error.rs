@@ -37,11 +37,7 @@ pub fn describe(e: &GuardError) -> String {
                 GuardError::InvalidFingerprint(m) => write!(f, "invalid fingerprint input: {m}"),
                 GuardError::InvalidOptions(m) => write!(f, "invalid options: {m}"),
                 GuardError::OutcomeTooLarge(s) => {
-                    write!(
-                        f,
-                        "outcome of {} bytes exceeds the limit of {} bytes",
-                        s.size, s.limit
-                    )
+                    write!(f, "outcome of {} bytes exceeds the limit of {} bytes", s.size, s.limit)
                 }
                 GuardError::InvalidToken(m) => write!(f, "invalid lease token: {m}"),
                 GuardError::LeaseLost(l) => match l.current_fencing_token {

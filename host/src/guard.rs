@@ -82,16 +82,8 @@ impl GuardBuilder {
             None => Runtime::new()?,
         };
         let clock = self.clock;
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::with_clock(clock.clone())));
-        Ok(Guard {
-            runtime,
-            store,
-            clock,
-            memory_limit: self.memory_limit,
-            deadline: self.deadline,
-        })
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::with_clock(clock.clone())));
+        Ok(Guard { runtime, store, clock, memory_limit: self.memory_limit, deadline: self.deadline })
     }
 }
 
@@ -125,35 +117,17 @@ impl Guard {
     }
 
     /// Stores the outcome of the attempt holding `token`; returns when it was stored.
-    pub fn complete(
-        &self,
-        op: &Operation,
-        token: &str,
-        outcome: &Outcome,
-        opts: &Options,
-    ) -> Result<u64, Error> {
+    pub fn complete(&self, op: &Operation, token: &str, outcome: &Outcome, opts: &Options) -> Result<u64, Error> {
         self.call(|g, s| g.call_complete(s, op, token, outcome, *opts))
     }
 
     /// Ends the attempt holding `token` without success: released for retry, or a terminal failure stored.
-    pub fn fail(
-        &self,
-        op: &Operation,
-        token: &str,
-        failure: &Failure,
-        opts: &Options,
-    ) -> Result<u64, Error> {
+    pub fn fail(&self, op: &Operation, token: &str, failure: &Failure, opts: &Options) -> Result<u64, Error> {
         self.call(|g, s| g.call_fail(s, op, token, failure, *opts))
     }
 
     /// Extends the lease held by `token` to `extend_by` from now; returns the new expiry.
-    pub fn renew(
-        &self,
-        op: &Operation,
-        token: &str,
-        extend_by: Duration,
-        opts: &Options,
-    ) -> Result<u64, Error> {
+    pub fn renew(&self, op: &Operation, token: &str, extend_by: Duration, opts: &Options) -> Result<u64, Error> {
         let ms = u64::try_from(extend_by.as_millis()).unwrap_or(u64::MAX);
         self.call(|g, s| g.call_renew(s, op, token, ms, *opts))
     }
@@ -170,36 +144,20 @@ impl Guard {
 
     fn call<R>(
         &self,
-        f: impl FnOnce(
-            &Guest,
-            &mut wasmtime::Store<HostState>,
-        ) -> wasmtime::Result<Result<R, crate::GuardError>>,
+        f: impl FnOnce(&Guest, &mut wasmtime::Store<HostState>) -> wasmtime::Result<Result<R, crate::GuardError>>,
     ) -> Result<R, Error> {
         let state = HostState {
             store: self.store.clone(),
             // No preopens, no network, no environment: the guest reads the clock and random bits, nothing else.
-            wasi: WasiCtxBuilder::new()
-                .wall_clock(WasiWallClock(self.clock.clone()))
-                .build(),
+            wasi: WasiCtxBuilder::new().wall_clock(WasiWallClock(self.clock.clone())).build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.memory_limit)
-                .instances(4)
-                .build(),
+            limits: StoreLimitsBuilder::new().memory_size(self.memory_limit).instances(4).build(),
         };
         let mut store = wasmtime::Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limits);
-        let ticks = self
-            .deadline
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1) as u64;
+        let ticks = self.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
-        let instance = self
-            .runtime
-            .pre()
-            .instantiate(&mut store)
-            .map_err(|e| self.trap(e))?;
+        let instance = self.runtime.pre().instantiate(&mut store).map_err(|e| self.trap(e))?;
         match f(instance.idem_guard_guard(), &mut store) {
             Ok(result) => Ok(result?),
             Err(e) => Err(self.trap(e)),

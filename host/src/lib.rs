@@ -22,9 +22,8 @@ mod runtime;
 pub mod store;
 
 pub use bindings::exports::idem::guard::guard::{
-    Acquired, CanonicalJson, ClaimDecision, Failure, FingerprintInput, GuardError, InProgress,
-    Lease, LeaseLost, Operation, Options, Outcome, OutcomeKind, RecordState, Replay, SizeLimit,
-    StatusReport, StoreFailurePolicy,
+    Acquired, CanonicalJson, ClaimDecision, Failure, FingerprintInput, GuardError, InProgress, Lease, LeaseLost,
+    Operation, Options, Outcome, OutcomeKind, RecordState, Replay, SizeLimit, StatusReport, StoreFailurePolicy,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;

@@ -8,19 +8,14 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::guard::Guard;
 use crate::{
-    Acquired, ClaimDecision, Failure, FingerprintInput, GuardError, InProgress, Operation, Options,
-    Outcome, Replay,
+    Acquired, ClaimDecision, Failure, FingerprintInput, GuardError, InProgress, Operation, Options, Outcome, Replay,
 };
 
 /// What `run_once` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ran {
     /// This call ran the operation and stored its outcome. `recovered` says an earlier attempt had died mid-way.
-    Executed {
-        outcome: Outcome,
-        fencing_token: u64,
-        recovered: bool,
-    },
+    Executed { outcome: Outcome, fencing_token: u64, recovered: bool },
     /// The operation had already run; this is its stored outcome, which may be a stored failure.
     Replayed(Replay),
     /// The store failed under `fail-open`: the operation ran without a guard and nothing was stored.
@@ -112,14 +107,7 @@ impl Guard {
     }
 
     /// Renews until `stopped` closes. A lost lease ends the heartbeat; `complete` then reports `lease-lost`.
-    fn heartbeat(
-        &self,
-        op: &Operation,
-        token: &str,
-        lease_ms: u64,
-        opts: &Options,
-        stopped: mpsc::Receiver<()>,
-    ) {
+    fn heartbeat(&self, op: &Operation, token: &str, lease_ms: u64, opts: &Options, stopped: mpsc::Receiver<()>) {
         let every = Duration::from_millis((lease_ms / 3).max(1));
         loop {
             match stopped.recv_timeout(every) {
@@ -143,12 +131,7 @@ impl Guard {
 
 fn unguarded_acquisition() -> Acquired {
     Acquired {
-        lease: crate::Lease {
-            token: String::new(),
-            fencing_token: 0,
-            attempt: 0,
-            expires_at: 0,
-        },
+        lease: crate::Lease { token: String::new(), fencing_token: 0, attempt: 0, expires_at: 0 },
         recovered: false,
     }
 }

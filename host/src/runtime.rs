@@ -51,13 +51,10 @@ impl Runtime {
         let component = Component::new(&engine, wasm).map_err(Error::Load)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(Error::Load)?;
-        GuardComponent::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(Error::Load)?;
-        let pre = GuardComponentPre::new(linker.instantiate_pre(&component).map_err(Error::Load)?)
+        GuardComponent::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(Error::Load)?;
+        let pre =
+            GuardComponentPre::new(linker.instantiate_pre(&component).map_err(Error::Load)?).map_err(Error::Load)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (ticking, stop) = (engine.clone(), ticker_stop.clone());
@@ -70,13 +67,7 @@ impl Runtime {
                 }
             })
             .map_err(|e| Error::Load(e.into()))?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                engine,
-                pre,
-                ticker_stop,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { engine, pre, ticker_stop }) })
     }
 
     pub(crate) fn engine(&self) -> &Engine {

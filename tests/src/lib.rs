@@ -7,10 +7,7 @@ use idem_host::store::{Entry, InsertResult, Store, StoreError, SwapResult};
 use idem_host::{ClaimDecision, FingerprintInput, Lease, Operation, Outcome};
 
 pub fn op(scope: &str, key: &str) -> Operation {
-    Operation {
-        scope: scope.into(),
-        key: key.into(),
-    }
+    Operation { scope: scope.into(), key: key.into() }
 }
 
 pub fn raw(payload: &[u8]) -> FingerprintInput {
@@ -18,12 +15,7 @@ pub fn raw(payload: &[u8]) -> FingerprintInput {
 }
 
 pub fn outcome(body: &[u8]) -> Outcome {
-    Outcome {
-        body: body.to_vec(),
-        status: Some(200),
-        content_type: Some("application/json".into()),
-        metadata: vec![],
-    }
+    Outcome { body: body.to_vec(), status: Some(200), content_type: Some("application/json".into()), metadata: vec![] }
 }
 
 /// The lease of an `acquired` decision; anything else fails the test with the decision it got.
@@ -43,13 +35,7 @@ pub struct FaultyStore<S> {
 impl<S: Store> FaultyStore<S> {
     pub fn new(inner: S) -> (Self, Arc<AtomicBool>) {
         let down = Arc::new(AtomicBool::new(false));
-        (
-            Self {
-                inner,
-                down: down.clone(),
-            },
-            down,
-        )
+        (Self { inner, down: down.clone() }, down)
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -65,22 +51,11 @@ impl<S: Store> Store for FaultyStore<S> {
         self.check()?;
         self.inner.get(key)
     }
-    fn insert_or_get(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<InsertResult, StoreError> {
+    fn insert_or_get(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<InsertResult, StoreError> {
         self.check()?;
         self.inner.insert_or_get(key, value, ttl_ms)
     }
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: u64,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<SwapResult, StoreError> {
+    fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8], ttl_ms: u64) -> Result<SwapResult, StoreError> {
         self.check()?;
         self.inner.compare_and_swap(key, expected, value, ttl_ms)
     }
@@ -134,19 +109,13 @@ impl RedisServer {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
                 let mut buf = [0u8; 7];
-                if s.write_all(b"PING\r\n").is_ok()
-                    && s.read_exact(&mut buf).is_ok()
-                    && &buf == b"+PONG\r\n"
-                {
+                if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
                     return;
                 }
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        panic!(
-            "redis-server on port {} did not answer PING within 10 s",
-            self.port
-        );
+        panic!("redis-server on port {} did not answer PING within 10 s", self.port);
     }
 
     pub fn stop(&mut self) {
@@ -163,9 +132,5 @@ impl Drop for RedisServer {
 
 /// A port nothing listens on right now (the OS picks it; the listener is closed before returning).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

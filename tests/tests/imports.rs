@@ -47,10 +47,7 @@ const EXPECTED: &[&str] = &[
 #[test]
 fn imports_only_the_store_and_harmless_wasi() {
     let imports = top_level_imports(idem_host::GUARD_WASM);
-    let mut unversioned: Vec<&str> = imports
-        .iter()
-        .map(|i| i.split('@').next().unwrap())
-        .collect();
+    let mut unversioned: Vec<&str> = imports.iter().map(|i| i.split('@').next().unwrap()).collect();
     unversioned.sort();
     let mut expected = EXPECTED.to_vec();
     expected.sort();
@@ -83,8 +80,5 @@ fn exports_the_guard_interface() {
 #[test]
 fn release_component_stays_small() {
     let size = idem_host::GUARD_WASM.len();
-    assert!(
-        size <= 250 * 1024,
-        "the guard component is {size} bytes, over the 250 KB budget"
-    );
+    assert!(size <= 250 * 1024, "the guard component is {size} bytes, over the 250 KB budget");
 }

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use idem_contract_tests::{RedisServer, expect_acquired, op, outcome, raw};
 use idem_host::store::{
-    InsertResult, MemoryStore, RedisStore, SqliteOptions, SqliteStore, Store, StoreError,
-    SwapResult,
+    InsertResult, MemoryStore, RedisStore, SqliteOptions, SqliteStore, Store, StoreError, SwapResult,
 };
 use idem_host::{ClaimDecision, Error, Guard, GuardError, ManualClock, Options, Runtime};
 
@@ -25,40 +24,22 @@ struct Harness {
 impl Harness {
     fn memory() -> Self {
         let clock = ManualClock::at(T0);
-        Self {
-            store: Arc::new(MemoryStore::with_clock(Arc::new(clock.clone()))),
-            clock,
-            redis: None,
-            _dir: None,
-        }
+        Self { store: Arc::new(MemoryStore::with_clock(Arc::new(clock.clone()))), clock, redis: None, _dir: None }
     }
 
     fn sqlite() -> Self {
         let clock = ManualClock::at(T0);
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_with(
-            dir.path().join("idem.db"),
-            SqliteOptions::default(),
-            Arc::new(clock.clone()),
-        )
-        .unwrap();
-        Self {
-            store: Arc::new(store),
-            clock,
-            redis: None,
-            _dir: Some(dir),
-        }
+        let store =
+            SqliteStore::open_with(dir.path().join("idem.db"), SqliteOptions::default(), Arc::new(clock.clone()))
+                .unwrap();
+        Self { store: Arc::new(store), clock, redis: None, _dir: Some(dir) }
     }
 
     fn redis() -> Self {
         let server = RedisServer::start();
         let store = RedisStore::open(&server.url()).unwrap();
-        Self {
-            store: Arc::new(store),
-            clock: ManualClock::at(T0),
-            redis: Some(server),
-            _dir: None,
-        }
+        Self { store: Arc::new(store), clock: ManualClock::at(T0), redis: Some(server), _dir: None }
     }
 
     fn pass(&self, d: Duration) {
@@ -71,12 +52,7 @@ impl Harness {
     fn guard(&self) -> Guard {
         static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
         let runtime = RUNTIME.get_or_init(|| Runtime::new().unwrap()).clone();
-        Guard::builder()
-            .runtime(runtime)
-            .shared_store(self.store.clone())
-            .clock(self.clock.clone())
-            .build()
-            .unwrap()
+        Guard::builder().runtime(runtime).shared_store(self.store.clone()).clock(self.clock.clone()).build().unwrap()
     }
 }
 
@@ -103,9 +79,7 @@ fn insert_or_get_inserts_once_then_reads(h: Harness) {
 fn compare_and_swap_needs_the_current_version_and_never_inserts(h: Harness) {
     let s = &h.store;
     let v1 = inserted(s.insert_or_get("t/a", b"one", 60_000).unwrap());
-    let SwapResult::Swapped(v2) = s.compare_and_swap("t/a", v1, b"two", 60_000).unwrap() else {
-        panic!()
-    };
+    let SwapResult::Swapped(v2) = s.compare_and_swap("t/a", v1, b"two", 60_000).unwrap() else { panic!() };
     assert_ne!(v1, v2);
     match s.compare_and_swap("t/a", v1, b"stale", 60_000).unwrap() {
         SwapResult::Conflict(Some(e)) => {
@@ -113,15 +87,8 @@ fn compare_and_swap_needs_the_current_version_and_never_inserts(h: Harness) {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        s.compare_and_swap("t/none", v2, b"x", 60_000).unwrap(),
-        SwapResult::Conflict(None)
-    );
-    assert_eq!(
-        s.get("t/none").unwrap(),
-        None,
-        "a CAS on an absent key must not insert"
-    );
+    assert_eq!(s.compare_and_swap("t/none", v2, b"x", 60_000).unwrap(), SwapResult::Conflict(None));
+    assert_eq!(s.get("t/none").unwrap(), None, "a CAS on an absent key must not insert");
 }
 
 fn delete_if_version_deletes_only_that_version(h: Harness) {
@@ -140,10 +107,7 @@ fn expired_keys_are_absent_to_every_call(h: Harness) {
     inserted(s.insert_or_get("t/long", b"long", 60_000).unwrap());
     h.pass(Duration::from_millis(450));
     assert_eq!(s.get("t/a").unwrap(), None);
-    assert_eq!(
-        s.compare_and_swap("t/a", v1, b"x", 60_000).unwrap(),
-        SwapResult::Conflict(None)
-    );
+    assert_eq!(s.compare_and_swap("t/a", v1, b"x", 60_000).unwrap(), SwapResult::Conflict(None));
     assert!(!s.delete_if_version("t/a", v1).unwrap());
     let v2 = inserted(s.insert_or_get("t/a", b"again", 60_000).unwrap());
     assert_ne!(v1, v2, "a version must not be reissued after expiry");
@@ -175,9 +139,7 @@ fn racing_inserts_have_exactly_one_winner(h: Harness) {
             for _ in 0..64 {
                 sc.spawn(|| {
                     barrier.wait();
-                    if let InsertResult::Inserted(_) =
-                        h.store.insert_or_get(&key, b"x", 60_000).unwrap()
-                    {
+                    if let InsertResult::Inserted(_) = h.store.insert_or_get(&key, b"x", 60_000).unwrap() {
                         *wins.lock().unwrap() += 1;
                     }
                 });
@@ -199,9 +161,8 @@ fn racing_swaps_of_one_version_have_exactly_one_winner(h: Harness) {
                 let (barrier, wins, key) = (&barrier, &wins, &key);
                 sc.spawn(move || {
                     barrier.wait();
-                    if let SwapResult::Swapped(_) = store
-                        .compare_and_swap(key, v, format!("{i}").as_bytes(), 60_000)
-                        .unwrap()
+                    if let SwapResult::Swapped(_) =
+                        store.compare_and_swap(key, v, format!("{i}").as_bytes(), 60_000).unwrap()
                     {
                         *wins.lock().unwrap() += 1;
                     }
@@ -215,12 +176,7 @@ fn racing_swaps_of_one_version_have_exactly_one_winner(h: Harness) {
 // ---- the guard component on each store ----
 
 fn opts() -> Options {
-    Options {
-        lease_ms: Some(5_000),
-        retention_ms: None,
-        max_outcome_bytes: None,
-        on_store_failure: None,
-    }
+    Options { lease_ms: Some(5_000), retention_ms: None, max_outcome_bytes: None, on_store_failure: None }
 }
 
 fn guard_replays_sequential_duplicates(h: Harness) {
@@ -228,18 +184,12 @@ fn guard_replays_sequential_duplicates(h: Harness) {
     let op = op("payments", "seq");
     let lease = expect_acquired(g.claim(&op, &raw(b"p"), &opts()).unwrap());
     let body: Vec<u8> = (0..=255).collect();
-    g.complete(&op, &lease.token, &outcome(&body), &opts())
-        .unwrap();
+    g.complete(&op, &lease.token, &outcome(&body), &opts()).unwrap();
     for _ in 0..3 {
-        let ClaimDecision::Replay(r) = g.claim(&op, &raw(b"p"), &opts()).unwrap() else {
-            panic!()
-        };
+        let ClaimDecision::Replay(r) = g.claim(&op, &raw(b"p"), &opts()).unwrap() else { panic!() };
         assert_eq!(r.outcome, outcome(&body));
     }
-    assert_eq!(
-        g.claim(&op, &raw(b"other"), &opts()).unwrap(),
-        ClaimDecision::Mismatch
-    );
+    assert_eq!(g.claim(&op, &raw(b"other"), &opts()).unwrap(), ClaimDecision::Mismatch);
 }
 
 fn guard_runs_once_under_64_concurrent_claimers(h: Harness) {
@@ -255,8 +205,7 @@ fn guard_runs_once_under_64_concurrent_claimers(h: Harness) {
                     match g.claim(&op, &raw(b"p"), &opts()).unwrap() {
                         ClaimDecision::Acquired(a) => {
                             *executions.lock().unwrap() += 1;
-                            g.complete(&op, &a.lease.token, &outcome(b"done"), &opts())
-                                .unwrap();
+                            g.complete(&op, &a.lease.token, &outcome(b"done"), &opts()).unwrap();
                         }
                         ClaimDecision::InProgress(_) | ClaimDecision::Replay(_) => {}
                         other => panic!("{other:?}"),
@@ -273,16 +222,13 @@ fn guard_fences_a_crashed_worker_after_takeover(h: Harness) {
     let op = op("shipments", "WO-1/release");
     let crashed = expect_acquired(g.claim(&op, &raw(b"p"), &opts()).unwrap());
     h.clock.advance(Duration::from_secs(6)); // the lease is judged by the guard's clock on every backend
-    let ClaimDecision::Acquired(next) = g.claim(&op, &raw(b"p"), &opts()).unwrap() else {
-        panic!()
-    };
+    let ClaimDecision::Acquired(next) = g.claim(&op, &raw(b"p"), &opts()).unwrap() else { panic!() };
     assert!(next.recovered && next.lease.fencing_token == crashed.fencing_token + 1);
     assert!(matches!(
         g.complete(&op, &crashed.token, &outcome(b"late"), &opts()),
         Err(Error::Guard(GuardError::LeaseLost(_)))
     ));
-    g.complete(&op, &next.lease.token, &outcome(b"once"), &opts())
-        .unwrap();
+    g.complete(&op, &next.lease.token, &outcome(b"once"), &opts()).unwrap();
 }
 
 macro_rules! suite {
@@ -356,9 +302,7 @@ fn sqlite_is_shared_safely_between_connections_like_separate_processes() {
             let (barrier, wins) = (&barrier, &wins);
             sc.spawn(move || {
                 barrier.wait();
-                if let InsertResult::Inserted(_) =
-                    store.insert_or_get("t/shared", b"x", 60_000).unwrap()
-                {
+                if let InsertResult::Inserted(_) = store.insert_or_get("t/shared", b"x", 60_000).unwrap() {
                     *wins.lock().unwrap() += 1;
                 }
             });
@@ -372,9 +316,7 @@ fn sqlite_keeps_records_across_reopen_and_sweeps_expired_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("durable.db");
     let clock = ManualClock::at(T0);
-    let open = || {
-        SqliteStore::open_with(&path, SqliteOptions::default(), Arc::new(clock.clone())).unwrap()
-    };
+    let open = || SqliteStore::open_with(&path, SqliteOptions::default(), Arc::new(clock.clone())).unwrap();
     let v = inserted(open().insert_or_get("t/kept", b"kept", 60_000).unwrap());
     inserted(open().insert_or_get("t/brief", b"brief", 10).unwrap());
     let reopened = open();
@@ -393,23 +335,11 @@ fn redis_down_is_unavailable_quickly_and_recovers() {
     server.stop();
     let started = std::time::Instant::now();
     assert!(matches!(store.get("t/a"), Err(StoreError::Unavailable(_))));
-    assert!(matches!(
-        store.insert_or_get("t/b", b"x", 1000),
-        Err(StoreError::Unavailable(_))
-    ));
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "a dead Redis must not hang callers"
-    );
+    assert!(matches!(store.insert_or_get("t/b", b"x", 1000), Err(StoreError::Unavailable(_))));
+    assert!(started.elapsed() < Duration::from_secs(10), "a dead Redis must not hang callers");
     // The guard refuses to run anything while the store is down (fail-closed).
-    let g = Guard::builder()
-        .store(RedisStore::open(&format!("redis://127.0.0.1:{port}/")).unwrap())
-        .build()
-        .unwrap();
-    assert!(matches!(
-        g.claim(&op("payments", "k"), &raw(b"p"), &opts()),
-        Err(Error::Guard(GuardError::Store(_)))
-    ));
+    let g = Guard::builder().store(RedisStore::open(&format!("redis://127.0.0.1:{port}/")).unwrap()).build().unwrap();
+    assert!(matches!(g.claim(&op("payments", "k"), &raw(b"p"), &opts()), Err(Error::Guard(GuardError::Store(_)))));
     let _restarted = RedisServer::start_on(port, &[]);
     // A fresh server on the same port: the pooled store reconnects by itself.
     let mut recovered = false;

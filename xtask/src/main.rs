@@ -74,7 +74,8 @@ fn python(root: &Path, wasm: &Path, sha256: &str) -> Result<()> {
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
     }
     let python = venv.join("bin/python");
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
         .arg(root.join("examples/python/requirements.txt")))?;
     run(Command::new(&python)
         .current_dir(root)

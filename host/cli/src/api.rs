@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use idem_host::{
-    CanonicalJson, ClaimDecision, Error, Failure, FingerprintInput, GuardError, Operation, Options,
-    Outcome, OutcomeKind, RecordState, StoreFailurePolicy,
+    CanonicalJson, ClaimDecision, Error, Failure, FingerprintInput, GuardError, Operation, Options, Outcome,
+    OutcomeKind, RecordState, StoreFailurePolicy,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -127,43 +127,23 @@ impl From<Error> for ApiError {
         let message = e.to_string();
         let kind = crate::metrics::error_kind(&e);
         let (status, kind, retry_after) = match &e {
-            Error::Guard(GuardError::OutcomeTooLarge(_)) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "outcome_too_large", None)
-            }
+            Error::Guard(GuardError::OutcomeTooLarge(_)) => (StatusCode::PAYLOAD_TOO_LARGE, "outcome_too_large", None),
             Error::Guard(GuardError::LeaseLost(_)) => (StatusCode::CONFLICT, kind, None),
             Error::Guard(GuardError::Store(_)) => (StatusCode::SERVICE_UNAVAILABLE, kind, Some(1)),
             Error::Guard(GuardError::Contended) => (StatusCode::SERVICE_UNAVAILABLE, kind, Some(1)),
-            Error::Guard(GuardError::CorruptRecord(_)) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, kind, None)
-            }
-            Error::Guard(GuardError::InvalidToken(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_token", None)
-            }
-            Error::Guard(GuardError::InvalidScope(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_scope", None)
-            }
-            Error::Guard(GuardError::InvalidKey(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_key", None)
-            }
-            Error::Guard(GuardError::InvalidFingerprint(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_fingerprint", None)
-            }
-            Error::Guard(GuardError::InvalidOptions(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_options", None)
-            }
-            Error::Deadline(_) | Error::Trap(_) | Error::Load(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, kind, None)
-            }
+            Error::Guard(GuardError::CorruptRecord(_)) => (StatusCode::INTERNAL_SERVER_ERROR, kind, None),
+            Error::Guard(GuardError::InvalidToken(_)) => (StatusCode::BAD_REQUEST, "invalid_token", None),
+            Error::Guard(GuardError::InvalidScope(_)) => (StatusCode::BAD_REQUEST, "invalid_scope", None),
+            Error::Guard(GuardError::InvalidKey(_)) => (StatusCode::BAD_REQUEST, "invalid_key", None),
+            Error::Guard(GuardError::InvalidFingerprint(_)) => (StatusCode::BAD_REQUEST, "invalid_fingerprint", None),
+            Error::Guard(GuardError::InvalidOptions(_)) => (StatusCode::BAD_REQUEST, "invalid_options", None),
+            Error::Deadline(_) | Error::Trap(_) | Error::Load(_) => (StatusCode::INTERNAL_SERVER_ERROR, kind, None),
         };
         let mut body = json!({"error": {"kind": kind, "message": message}});
         if let Error::Guard(GuardError::LeaseLost(l)) = &e {
             body["error"]["current_fencing_token"] = json!(l.current_fencing_token);
         }
-        Self {
-            status,
-            body,
-            retry_after,
-        }
+        Self { status, body, retry_after }
     }
 }
 
@@ -171,9 +151,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
         if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -182,16 +160,9 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Json<Value>, ApiError>;
 
 fn fingerprint_of(req: &mut ClaimRequest) -> Result<FingerprintInput, ApiError> {
-    let given = [
-        req.payload.is_some(),
-        req.payload_base64.is_some(),
-        req.json.is_some(),
-        req.fingerprint.is_some(),
-    ];
+    let given = [req.payload.is_some(), req.payload_base64.is_some(), req.json.is_some(), req.fingerprint.is_some()];
     if given.iter().filter(|g| **g).count() != 1 {
-        return Err(ApiError::bad_request(
-            "give exactly one of payload, payload_base64, json or fingerprint",
-        ));
+        return Err(ApiError::bad_request("give exactly one of payload, payload_base64, json or fingerprint"));
     }
     if let Some(p) = req.payload.take() {
         return Ok(FingerprintInput::Raw(p.into_bytes()));
@@ -201,21 +172,16 @@ fn fingerprint_of(req: &mut ClaimRequest) -> Result<FingerprintInput, ApiError> 
     }
     if let Some(doc) = req.json.take() {
         let exclude = std::mem::take(&mut req.exclude);
-        return Ok(FingerprintInput::CanonicalJson(CanonicalJson {
-            document: doc.get().to_string(),
-            exclude,
-        }));
+        return Ok(FingerprintInput::CanonicalJson(CanonicalJson { document: doc.get().to_string(), exclude }));
     }
     let hex = req.fingerprint.take().unwrap_or_default();
-    let bytes = hex::decode(&hex).map_err(|_| {
-        ApiError::bad_request("fingerprint must be hexadecimal (64 digits for SHA-256)")
-    })?;
+    let bytes = hex::decode(&hex)
+        .map_err(|_| ApiError::bad_request("fingerprint must be hexadecimal (64 digits for SHA-256)"))?;
     Ok(FingerprintInput::Precomputed(bytes))
 }
 
 fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
-    B64.decode(text)
-        .map_err(|e| ApiError::bad_request(format!("{field} is not valid base64: {e}")))
+    B64.decode(text).map_err(|e| ApiError::bad_request(format!("{field} is not valid base64: {e}")))
 }
 
 fn outcome_of(wire: OutcomeWire) -> Result<Outcome, ApiError> {
@@ -224,17 +190,10 @@ fn outcome_of(wire: OutcomeWire) -> Result<Outcome, ApiError> {
         (None, Some(b64)) => decode_base64("outcome.body_base64", &b64)?,
         (None, None) => Vec::new(),
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "give outcome.body or outcome.body_base64, not both",
-            ));
+            return Err(ApiError::bad_request("give outcome.body or outcome.body_base64, not both"));
         }
     };
-    Ok(Outcome {
-        body,
-        status: wire.status,
-        content_type: wire.content_type,
-        metadata: wire.metadata,
-    })
+    Ok(Outcome { body, status: wire.status, content_type: wire.content_type, metadata: wire.metadata })
 }
 
 pub fn outcome_json(o: &Outcome) -> Value {
@@ -285,10 +244,7 @@ pub fn decision_json(d: &ClaimDecision) -> Value {
 
 pub async fn claim(State(app): State<Arc<App>>, Json(mut req): Json<ClaimRequest>) -> ApiResult {
     let fingerprint = fingerprint_of(&mut req)?;
-    let op = Operation {
-        scope: req.scope,
-        key: req.key,
-    };
+    let op = Operation { scope: req.scope, key: req.key };
     let opts = app.options(req.options.into());
     let decision = app.claim(&op, fingerprint, opts).await?;
     Ok(Json(decision_json(&decision)))
@@ -296,16 +252,9 @@ pub async fn claim(State(app): State<Arc<App>>, Json(mut req): Json<ClaimRequest
 
 pub async fn complete(State(app): State<Arc<App>>, Json(req): Json<CompleteRequest>) -> ApiResult {
     let outcome = outcome_of(req.outcome)?;
-    let op = Operation {
-        scope: req.scope,
-        key: req.key,
-    };
+    let op = Operation { scope: req.scope, key: req.key };
     let (opts, token, owned) = (app.options(req.options.into()), req.token, op.clone());
-    let at = app
-        .call("complete", &op, move |g| {
-            g.complete(&owned, &token, &outcome, &opts)
-        })
-        .await?;
+    let at = app.call("complete", &op, move |g| g.complete(&owned, &token, &outcome, &opts)).await?;
     tracing::info!(scope = %op.scope, key = %op.key, "completed");
     Ok(Json(json!({"finished_at": at})))
 }
@@ -315,45 +264,23 @@ pub async fn fail(State(app): State<Arc<App>>, Json(req): Json<FailRequest>) -> 
         (true, None) => Failure::Retryable,
         (false, Some(o)) => Failure::Terminal(outcome_of(o)?),
         (true, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "a retryable failure stores no outcome",
-            ));
+            return Err(ApiError::bad_request("a retryable failure stores no outcome"));
         }
         (false, None) => {
-            return Err(ApiError::bad_request(
-                "a terminal failure needs the outcome to replay",
-            ));
+            return Err(ApiError::bad_request("a terminal failure needs the outcome to replay"));
         }
     };
-    let op = Operation {
-        scope: req.scope,
-        key: req.key,
-    };
+    let op = Operation { scope: req.scope, key: req.key };
     let (opts, token, owned) = (app.options(req.options.into()), req.token, op.clone());
-    let at = app
-        .call("fail", &op, move |g| {
-            g.fail(&owned, &token, &failure, &opts)
-        })
-        .await?;
+    let at = app.call("fail", &op, move |g| g.fail(&owned, &token, &failure, &opts)).await?;
     Ok(Json(json!({"recorded_at": at})))
 }
 
 pub async fn renew(State(app): State<Arc<App>>, Json(req): Json<RenewRequest>) -> ApiResult {
-    let op = Operation {
-        scope: req.scope,
-        key: req.key,
-    };
-    let (opts, token, owned, by) = (
-        app.options(req.options.into()),
-        req.token,
-        op.clone(),
-        req.extend_by_ms,
-    );
-    let until = app
-        .call("renew", &op, move |g| {
-            g.renew(&owned, &token, std::time::Duration::from_millis(by), &opts)
-        })
-        .await?;
+    let op = Operation { scope: req.scope, key: req.key };
+    let (opts, token, owned, by) = (app.options(req.options.into()), req.token, op.clone(), req.extend_by_ms);
+    let until =
+        app.call("renew", &op, move |g| g.renew(&owned, &token, std::time::Duration::from_millis(by), &opts)).await?;
     Ok(Json(json!({"lease_expires_at": until})))
 }
 
@@ -367,18 +294,13 @@ pub async fn status(
         Some(report) => Ok(Json(status_json(&op, &report)).into_response()),
         None => Ok((
             StatusCode::NOT_FOUND,
-            Json(
-                json!({"error": {"kind": "not_found", "message": "no record for this operation"}}),
-            ),
+            Json(json!({"error": {"kind": "not_found", "message": "no record for this operation"}})),
         )
             .into_response()),
     }
 }
 
-pub async fn forget(
-    State(app): State<Arc<App>>,
-    Path((scope, key)): Path<(String, String)>,
-) -> ApiResult {
+pub async fn forget(State(app): State<Arc<App>>, Path((scope, key)): Path<(String, String)>) -> ApiResult {
     let op = Operation { scope, key };
     let owned = op.clone();
     let existed = app.call("forget", &op, move |g| g.forget(&owned)).await?;

@@ -18,12 +18,7 @@ pub struct App {
 
 impl App {
     pub fn new(guard: Guard, defaults: Options, proxy: Option<ProxyConfig>) -> Arc<Self> {
-        Arc::new(Self {
-            guard,
-            metrics: Metrics::new(),
-            defaults,
-            proxy: proxy.map(crate::proxy::Proxy::new),
-        })
+        Arc::new(Self { guard, metrics: Metrics::new(), defaults, proxy: proxy.map(crate::proxy::Proxy::new) })
     }
 
     /// Per-call options over the server's defaults, field by field.
@@ -64,9 +59,7 @@ impl App {
         opts: Options,
     ) -> Result<ClaimDecision, Error> {
         let owned = op.clone();
-        let decision = self
-            .call("claim", op, move |g| g.claim(&owned, &fingerprint, &opts))
-            .await?;
+        let decision = self.call("claim", op, move |g| g.claim(&owned, &fingerprint, &opts)).await?;
         self.metrics.decision(&op.scope, &decision);
         log_decision(op, &decision);
         Ok(decision)

@@ -91,8 +91,7 @@ fn read_file(path: Option<&Path>) -> Result<FileConfig> {
     let Some(path) = path else {
         return Ok(FileConfig::default());
     };
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -105,22 +104,13 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     fn resolve(args: &StoreArgs, file: &FileConfig) -> Result<Self> {
-        let durability = match args
-            .durability
-            .as_deref()
-            .or(file.durability.as_deref())
-            .unwrap_or("full")
-        {
+        let durability = match args.durability.as_deref().or(file.durability.as_deref()).unwrap_or("full") {
             "full" => Durability::Full,
             "normal" => Durability::Normal,
             other => bail!("durability must be \"full\" or \"normal\", not {other:?}"),
         };
         Ok(Self {
-            data_dir: args
-                .data_dir
-                .clone()
-                .or_else(|| file.data_dir.clone())
-                .unwrap_or_else(|| "idem-data".into()),
+            data_dir: args.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| "idem-data".into()),
             redis: args.redis.clone().or_else(|| file.redis.clone()),
             durability,
         })
@@ -130,10 +120,7 @@ impl StoreConfig {
         Ok(match &self.redis {
             Some(url) => Arc::new(RedisStore::open(url)?),
             None => {
-                let options = SqliteOptions {
-                    durability: self.durability,
-                    ..SqliteOptions::default()
-                };
+                let options = SqliteOptions { durability: self.durability, ..SqliteOptions::default() };
                 let path = self.data_dir.join("idem.db");
                 Arc::new(
                     SqliteStore::open_with(&path, options, Arc::new(SystemClock))
@@ -184,11 +171,7 @@ impl ServeConfig {
                 if !upstream.starts_with("http://") {
                     bail!("--upstream must be an http:// URL, not {upstream:?}");
                 }
-                let require_key = match args
-                    .missing_key
-                    .as_deref()
-                    .or(file.missing_key.as_deref())
-                    .unwrap_or("reject")
+                let require_key = match args.missing_key.as_deref().or(file.missing_key.as_deref()).unwrap_or("reject")
                 {
                     "reject" => true,
                     "pass" => false,
@@ -203,9 +186,7 @@ impl ServeConfig {
                         .into_iter()
                         .map(|m| m.to_ascii_uppercase())
                         .collect(),
-                    paths: nonempty(args.guard_path)
-                        .or(file.guard_paths)
-                        .unwrap_or_else(|| vec!["/".into()]),
+                    paths: nonempty(args.guard_path).or(file.guard_paths).unwrap_or_else(|| vec!["/".into()]),
                     require_key,
                 })
             }
@@ -213,10 +194,7 @@ impl ServeConfig {
         let fail_open = args.fail_open || file.fail_open.unwrap_or(false);
         Ok(Self {
             store,
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:8787".parse().unwrap()),
+            listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8787".parse().unwrap()),
             proxy,
             defaults: Options {
                 lease_ms: args.lease_ms.or(file.lease_ms),

@@ -20,11 +20,7 @@ use crate::app::App;
 use crate::config::{ServeArgs, ServeConfig, StoreArgs, store_config};
 
 #[derive(Parser)]
-#[command(
-    name = "idem",
-    version,
-    about = "Make an operation happen once: claim, replay, refuse duplicates."
-)]
+#[command(name = "idem", version, about = "Make an operation happen once: claim, replay, refuse duplicates.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,20 +61,14 @@ fn main() -> Result<()> {
         Command::Status(args) => record(args, false),
         Command::Inspect(args) => record(args, true),
         Command::Forget(args) => {
-            let guard = Guard::builder()
-                .shared_store(store_config(&args.store)?.open()?)
-                .build()?;
-            let existed = guard.forget(&Operation {
-                scope: args.scope,
-                key: args.key,
-            })?;
+            let guard = Guard::builder().shared_store(store_config(&args.store)?.open()?).build()?;
+            let existed = guard.forget(&Operation { scope: args.scope, key: args.key })?;
             println!("{}", if existed { "forgotten" } else { "no record" });
             Ok(())
         }
         Command::Component { write } => {
             if let Some(path) = write {
-                std::fs::write(&path, idem_host::GUARD_WASM)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, idem_host::GUARD_WASM).with_context(|| format!("writing {}", path.display()))?;
             }
             println!("{}", hex::encode(Sha256::digest(idem_host::GUARD_WASM)));
             Ok(())
@@ -89,20 +79,12 @@ fn main() -> Result<()> {
 fn record(args: RecordArgs, json: bool) -> Result<()> {
     let store = store_config(&args.store)?;
     let guard = Guard::builder().shared_store(store.open()?).build()?;
-    let op = Operation {
-        scope: args.scope,
-        key: args.key,
-    };
+    let op = Operation { scope: args.scope, key: args.key };
     let Some(report) = guard.status(&op)? else {
         if json {
             println!("null");
         } else {
-            println!(
-                "no record for {}/{} in {}",
-                op.scope,
-                op.key,
-                store.describe()
-            );
+            println!("no record for {}/{} in {}", op.scope, op.key, store.describe());
         }
         return Ok(());
     };
@@ -111,10 +93,7 @@ fn record(args: RecordArgs, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    let time = |ms: &serde_json::Value| {
-        ms.as_u64()
-            .map_or("-".to_string(), |ms| format!("{ms} ms since epoch"))
-    };
+    let time = |ms: &serde_json::Value| ms.as_u64().map_or("-".to_string(), |ms| format!("{ms} ms since epoch"));
     println!("{}/{}", op.scope, op.key);
     println!("  state          {}", v["state"].as_str().unwrap_or("?"));
     println!("  attempts       {}", report.attempts);
@@ -123,14 +102,8 @@ fn record(args: RecordArgs, json: bool) -> Result<()> {
     println!("  updated        {}", time(&v["updated_at"]));
     println!("  lease expires  {}", time(&v["lease_expires_at"]));
     println!("  finished       {}", time(&v["finished_at"]));
-    println!(
-        "  outcome bytes  {}",
-        report.outcome_bytes.map_or("-".into(), |b| b.to_string())
-    );
-    println!(
-        "  fingerprint    {}",
-        v["fingerprint"].as_str().unwrap_or("")
-    );
+    println!("  outcome bytes  {}", report.outcome_bytes.map_or("-".into(), |b| b.to_string()));
+    println!("  fingerprint    {}", v["fingerprint"].as_str().unwrap_or(""));
     Ok(())
 }
 
@@ -147,10 +120,7 @@ fn serve(config: ServeConfig) -> Result<()> {
         .route("/v1/complete", post(api::complete))
         .route("/v1/fail", post(api::fail))
         .route("/v1/renew", post(api::renew))
-        .route(
-            "/v1/records/{scope}/{*key}",
-            get(api::status).delete(api::forget),
-        )
+        .route("/v1/records/{scope}/{*key}", get(api::status).delete(api::forget))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }));
     // In proxy mode every other path belongs to the upstream, so idem's own routes live under /_idem only.
@@ -159,42 +129,30 @@ fn serve(config: ServeConfig) -> Result<()> {
         Some(_) => router.fallback(proxy::handle),
         None => router.merge(api),
     };
-    let router = router
-        .layer(DefaultBodyLimit::max(32 << 20))
-        .with_state(app);
+    let router = router.layer(DefaultBodyLimit::max(32 << 20)).with_state(app);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         tracing::info!(
             listen = %listener.local_addr()?, store = %config.store.describe(),
             upstream = proxying.as_deref().unwrap_or("-"), "idem serving"
         );
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown())
-            .await?;
+        axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
         Ok(())
     })
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl axum::response::IntoResponse {
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         app.metrics.render(),
     )
 }
 
 async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}
@@ -203,14 +161,7 @@ async fn shutdown() {
 }
 
 fn init_logging(json: bool) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("IDEM_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init()
-    } else {
-        builder.init()
-    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IDEM_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json { builder.json().init() } else { builder.init() }
 }

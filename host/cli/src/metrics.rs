@@ -57,12 +57,7 @@ impl Metrics {
             "Duration of guard calls, store round trips included",
             latency.clone(),
         );
-        Self {
-            registry: Mutex::new(registry),
-            decisions,
-            errors,
-            latency,
-        }
+        Self { registry: Mutex::new(registry), decisions, errors, latency }
     }
 
     pub fn decision(&self, scope: &str, decision: &ClaimDecision) {
@@ -74,35 +69,22 @@ impl Metrics {
             ClaimDecision::Mismatch => "mismatch",
             ClaimDecision::Unguarded(_) => "unguarded",
         };
-        self.decisions
-            .get_or_create(&DecisionLabels {
-                scope: scope.to_string(),
-                decision,
-            })
-            .inc();
+        self.decisions.get_or_create(&DecisionLabels { scope: scope.to_string(), decision }).inc();
     }
 
     pub fn error(&self, scope: &str, error: &Error) {
         let kind = error_kind(error);
-        self.errors
-            .get_or_create(&ErrorLabels {
-                scope: scope.to_string(),
-                kind,
-            })
-            .inc();
+        self.errors.get_or_create(&ErrorLabels { scope: scope.to_string(), kind }).inc();
     }
 
     pub fn observe(&self, call: &'static str, took: Duration) {
-        self.latency
-            .get_or_create(&CallLabels { call })
-            .observe(took.as_secs_f64());
+        self.latency.get_or_create(&CallLabels { call }).observe(took.as_secs_f64());
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        prometheus_client::encoding::text::encode(&mut out, &registry)
-            .expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
     }
 }

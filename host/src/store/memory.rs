@@ -30,25 +30,13 @@ impl MemoryStore {
 
     /// Expiry follows `clock`; give it the same clock as the guard so a simulated clock moves both.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            clock,
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            next_version: AtomicU64::new(1),
-        }
+        Self { clock, shards: (0..SHARDS).map(|_| Mutex::default()).collect(), next_version: AtomicU64::new(1) }
     }
 
     /// Number of live entries (expired ones are dropped as they are found).
     pub fn len(&self) -> usize {
         let now = self.clock.now_ms();
-        self.shards
-            .iter()
-            .map(|s| {
-                lock(s)
-                    .values()
-                    .filter(|slot| slot.expires_at > now)
-                    .count()
-            })
-            .sum()
+        self.shards.iter().map(|s| lock(s).values().filter(|slot| slot.expires_at > now).count()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,24 +52,12 @@ impl MemoryStore {
     fn write(&self, map: &mut HashMap<String, Slot>, key: &str, value: &[u8], ttl_ms: u64) -> u64 {
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
         let expires_at = self.clock.now_ms().saturating_add(ttl_ms);
-        map.insert(
-            key.to_owned(),
-            Slot {
-                entry: Entry {
-                    value: value.to_vec(),
-                    version,
-                },
-                expires_at,
-            },
-        );
+        map.insert(key.to_owned(), Slot { entry: Entry { value: value.to_vec(), version }, expires_at });
         version
     }
 
     fn live<'m>(&self, map: &'m mut HashMap<String, Slot>, key: &str) -> Option<&'m Entry> {
-        if map
-            .get(key)
-            .is_some_and(|slot| slot.expires_at <= self.clock.now_ms())
-        {
+        if map.get(key).is_some_and(|slot| slot.expires_at <= self.clock.now_ms()) {
             map.remove(key);
         }
         map.get(key).map(|slot| &slot.entry)
@@ -104,36 +80,21 @@ impl Store for MemoryStore {
         Ok(self.live(&mut self.shard(key), key).cloned())
     }
 
-    fn insert_or_get(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<InsertResult, StoreError> {
+    fn insert_or_get(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<InsertResult, StoreError> {
         let mut map = self.shard(key);
         if let Some(existing) = self.live(&mut map, key) {
             return Ok(InsertResult::Exists(existing.clone()));
         }
-        Ok(InsertResult::Inserted(
-            self.write(&mut map, key, value, ttl_ms),
-        ))
+        Ok(InsertResult::Inserted(self.write(&mut map, key, value, ttl_ms)))
     }
 
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: u64,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<SwapResult, StoreError> {
+    fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8], ttl_ms: u64) -> Result<SwapResult, StoreError> {
         let mut map = self.shard(key);
         match self.live(&mut map, key) {
             Some(current) if current.version == expected => {}
             other => return Ok(SwapResult::Conflict(other.cloned())),
         }
-        Ok(SwapResult::Swapped(
-            self.write(&mut map, key, value, ttl_ms),
-        ))
+        Ok(SwapResult::Swapped(self.write(&mut map, key, value, ttl_ms)))
     }
 
     fn delete_if_version(&self, key: &str, expected: u64) -> Result<bool, StoreError> {

@@ -10,51 +10,16 @@ pub use memory::MemoryStore;
 pub use redis::{RedisOptions, RedisStore};
 pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 
-use thiserror::Error;
-
-/// A live value and the version the store gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub value: Vec<u8>,
-    pub version: u64,
-}
-
-/// What `insert_or_get` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InsertResult {
-    Inserted(u64),
-    Exists(Entry),
-}
-
-/// What `compare_and_swap` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SwapResult {
-    Swapped(u64),
-    Conflict(Option<Entry>),
-}
-
-/// Why a store call failed. Never used to mean "absent": the guard treats absence as permission to run.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum StoreError {
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("value too large for the store (limit {0} bytes)")]
-    TooLarge(u64),
-    #[error("store error: {0}")]
-    Other(String),
-}
+// The data that crosses the store interface is the guest's own vocabulary, shared rather than re-declared.
+pub use idem_component::store::{Entry, InsertResult, SwapResult};
+pub use idem_component::types::StoreError;
 
 /// The atomic key-value store the guard keeps its records in. See `wit/store.wit` for the full contract:
 /// `insert_or_get`, `compare_and_swap` and `delete_if_version` are each atomic against every other call on the
 /// same key; versions are never reissued for a key; an expired key is absent to every method.
 pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError>;
-    fn insert_or_get(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<InsertResult, StoreError>;
+    fn insert_or_get(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<InsertResult, StoreError>;
     fn compare_and_swap(
         &self,
         key: &str,

@@ -10,10 +10,7 @@ pub(crate) struct Pool<C> {
 
 impl<C> Pool<C> {
     pub(crate) fn new(max_idle: usize) -> Self {
-        Self {
-            idle: Mutex::new(Vec::new()),
-            max_idle,
-        }
+        Self { idle: Mutex::new(Vec::new()), max_idle }
     }
 
     /// Runs `f` on an idle connection, or on a new one from `connect`. The connection goes back to the pool only

@@ -86,9 +86,8 @@ impl SqliteStore {
     ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let inner = Arc::new(Inner {
             pool: Pool::new(options.max_idle_connections),
@@ -99,9 +98,7 @@ impl SqliteStore {
         });
         let conn = inner.connect()?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
-        inner
-            .pool
-            .with(|| Ok(conn), |_| true, |_| Ok::<_, StoreError>(()))?;
+        inner.pool.with(|| Ok(conn), |_| true, |_| Ok::<_, StoreError>(()))?;
         if let Some(every) = inner.options.sweep_every {
             spawn_sweeper(Arc::downgrade(&inner), every);
         }
@@ -126,27 +123,18 @@ impl Drop for SqliteStore {
 
 impl Inner {
     fn connect(&self) -> Result<Connection, StoreError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags).map_err(store_error)?;
-        conn.busy_timeout(self.options.busy_timeout)
-            .map_err(store_error)?;
+        conn.busy_timeout(self.options.busy_timeout).map_err(store_error)?;
         let sync = match self.options.durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync};"
-        ))
-        .map_err(store_error)?;
+        conn.execute_batch(&format!("PRAGMA journal_mode=WAL; PRAGMA synchronous={sync};")).map_err(store_error)?;
         Ok(conn)
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut Connection, u64) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
+    fn with<T>(&self, f: impl FnOnce(&mut Connection, u64) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let now = self.clock.now_ms();
         self.pool.with(
             || self.connect(),
@@ -156,30 +144,23 @@ impl Inner {
     }
 
     fn sweep(&self) -> Result<usize, StoreError> {
-        self.with(|conn, now| {
-            conn.execute(
-                "DELETE FROM idem_records WHERE expires_at <= ?1",
-                params![now as i64],
-            )
-        })
+        self.with(|conn, now| conn.execute("DELETE FROM idem_records WHERE expires_at <= ?1", params![now as i64]))
     }
 }
 
 fn spawn_sweeper(inner: Weak<Inner>, every: Duration) {
-    let _ = std::thread::Builder::new()
-        .name("idem-sqlite-sweep".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(every);
-                let Some(inner) = inner.upgrade() else { return };
-                if inner.closed.load(Ordering::Relaxed) {
-                    return;
-                }
-                if let Err(e) = inner.sweep() {
-                    tracing::warn!(error = %e, "sweeping expired idem records failed");
-                }
+    let _ = std::thread::Builder::new().name("idem-sqlite-sweep".into()).spawn(move || {
+        loop {
+            std::thread::sleep(every);
+            let Some(inner) = inner.upgrade() else { return };
+            if inner.closed.load(Ordering::Relaxed) {
+                return;
             }
-        });
+            if let Err(e) = inner.sweep() {
+                tracing::warn!(error = %e, "sweeping expired idem records failed");
+            }
+        }
+    });
 }
 
 fn expiry(now: u64, ttl_ms: u64) -> i64 {
@@ -195,12 +176,7 @@ fn live(conn: &Connection, key: &str, now: u64) -> rusqlite::Result<Option<Entry
     conn.query_row(
         "SELECT value, version FROM idem_records WHERE key = ?1 AND expires_at > ?2",
         params![key, now as i64],
-        |row| {
-            Ok(Entry {
-                value: row.get(0)?,
-                version: row.get::<_, i64>(1)? as u64,
-            })
-        },
+        |row| Ok(Entry { value: row.get(0)?, version: row.get::<_, i64>(1)? as u64 }),
     )
     .optional()
 }
@@ -210,10 +186,7 @@ fn live(conn: &Connection, key: &str, now: u64) -> rusqlite::Result<Option<Entry
 fn store_error(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(
-            ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::CannotOpen
-            | ErrorCode::SystemIoFailure,
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen | ErrorCode::SystemIoFailure,
         ) => StoreError::Unavailable(e.to_string()),
         Some(ErrorCode::TooBig) => StoreError::TooLarge(1_000_000_000),
         Some(ErrorCode::DiskFull) => StoreError::Unavailable(e.to_string()),
@@ -226,12 +199,7 @@ impl Store for SqliteStore {
         self.inner.with(|conn, now| live(conn, key, now))
     }
 
-    fn insert_or_get(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<InsertResult, StoreError> {
+    fn insert_or_get(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<InsertResult, StoreError> {
         self.inner.with(|conn, now| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let version = new_version();
@@ -246,36 +214,21 @@ impl Store for SqliteStore {
             let result = match changed {
                 1 => InsertResult::Inserted(version as u64),
                 // The write lock is held, so the row that blocked the insert is still there and live.
-                _ => InsertResult::Exists(
-                    live(&tx, key, now)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?,
-                ),
+                _ => InsertResult::Exists(live(&tx, key, now)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?),
             };
             tx.commit()?;
             Ok(result)
         })
     }
 
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: u64,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<SwapResult, StoreError> {
+    fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8], ttl_ms: u64) -> Result<SwapResult, StoreError> {
         self.inner.with(|conn, now| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let version = new_version();
             let changed = tx.execute(
                 "UPDATE idem_records SET value = ?1, version = ?2, expires_at = ?3
                  WHERE key = ?4 AND version = ?5 AND expires_at > ?6",
-                params![
-                    value,
-                    version,
-                    expiry(now, ttl_ms),
-                    key,
-                    expected as i64,
-                    now as i64
-                ],
+                params![value, version, expiry(now, ttl_ms), key, expected as i64, now as i64],
             )?;
             let result = match changed {
                 1 => SwapResult::Swapped(version as u64),

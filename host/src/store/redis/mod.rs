@@ -25,11 +25,7 @@ pub struct RedisOptions {
 
 impl Default for RedisOptions {
     fn default() -> Self {
-        Self {
-            prefix: "idem:".into(),
-            timeout: Duration::from_secs(2),
-            max_idle_connections: 16,
-        }
+        Self { prefix: "idem:".into(), timeout: Duration::from_secs(2), max_idle_connections: 16 }
     }
 }
 
@@ -49,8 +45,7 @@ impl RedisStore {
     }
 
     pub fn open_with(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
-        let client =
-            Client::open(url).map_err(|e| StoreError::Other(format!("invalid Redis URL: {e}")))?;
+        let client = Client::open(url).map_err(|e| StoreError::Other(format!("invalid Redis URL: {e}")))?;
         Ok(Self {
             client,
             pool: Pool::new(options.max_idle_connections),
@@ -65,10 +60,7 @@ impl RedisStore {
         format!("{}{{{key}}}", self.options.prefix)
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
-    ) -> Result<T, StoreError> {
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Result<T, StoreError> {
         let timeout = self.options.timeout;
         self.pool
             .with(
@@ -110,17 +102,10 @@ fn current_entry(reply: &[Value]) -> Result<Option<Entry>, StoreError> {
             let version = std::str::from_utf8(version)
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .ok_or_else(|| {
-                    StoreError::Other("a record's version field is not a number".into())
-                })?;
-            Ok(Some(Entry {
-                value: value.clone(),
-                version,
-            }))
+                .ok_or_else(|| StoreError::Other("a record's version field is not a number".into()))?;
+            Ok(Some(Entry { value: value.clone(), version }))
         }
-        other => Err(StoreError::Other(format!(
-            "unexpected script reply {other:?}"
-        ))),
+        other => Err(StoreError::Other(format!("unexpected script reply {other:?}"))),
     }
 }
 
@@ -135,34 +120,20 @@ impl Store for RedisStore {
             self.with(|c| redis::cmd("HMGET").arg(&key).arg("v").arg("n").query(c))?;
         match (value, version) {
             (Some(value), Some(version)) => {
-                let version = version
-                    .parse()
-                    .map_err(|_| StoreError::Other(format!("{key}: version is not a number")))?;
+                let version =
+                    version.parse().map_err(|_| StoreError::Other(format!("{key}: version is not a number")))?;
                 Ok(Some(Entry { value, version }))
             }
             (None, None) => Ok(None),
-            _ => Err(StoreError::Other(format!(
-                "{key}: record hash is missing a field"
-            ))),
+            _ => Err(StoreError::Other(format!("{key}: record hash is missing a field"))),
         }
     }
 
-    fn insert_or_get(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<InsertResult, StoreError> {
+    fn insert_or_get(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<InsertResult, StoreError> {
         let version = new_version();
         let key = self.key(key);
-        let reply: Vec<Value> = self.with(|c| {
-            self.insert_or_get
-                .key(&key)
-                .arg(value)
-                .arg(version.to_string())
-                .arg(ttl_ms.max(1))
-                .invoke(c)
-        })?;
+        let reply: Vec<Value> = self
+            .with(|c| self.insert_or_get.key(&key).arg(value).arg(version.to_string()).arg(ttl_ms.max(1)).invoke(c))?;
         match swapped(&reply) {
             true => Ok(InsertResult::Inserted(version)),
             false => current_entry(&reply)?
@@ -171,13 +142,7 @@ impl Store for RedisStore {
         }
     }
 
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: u64,
-        value: &[u8],
-        ttl_ms: u64,
-    ) -> Result<SwapResult, StoreError> {
+    fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8], ttl_ms: u64) -> Result<SwapResult, StoreError> {
         let version = new_version();
         let key = self.key(key);
         let reply: Vec<Value> = self.with(|c| {
@@ -197,12 +162,7 @@ impl Store for RedisStore {
 
     fn delete_if_version(&self, key: &str, expected: u64) -> Result<bool, StoreError> {
         let key = self.key(key);
-        let deleted: i64 = self.with(|c| {
-            self.delete_if_version
-                .key(&key)
-                .arg(expected.to_string())
-                .invoke(c)
-        })?;
+        let deleted: i64 = self.with(|c| self.delete_if_version.key(&key).arg(expected.to_string()).invoke(c))?;
         Ok(deleted == 1)
     }
 }
