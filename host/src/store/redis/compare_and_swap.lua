@@ -6,7 +6,7 @@ if current[2] and current[2] == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   return {1}
 end
-if current[1] then
+if current[1] or current[2] then
   return {0, current[1], current[2]}
 end
 return {0}

@@ -2,7 +2,7 @@
 -- Returns {1} when inserted, {0, value, version} when a live record exists.
 -- Versions stay strings: Lua numbers are doubles and would round 64-bit versions.
 local current = redis.call('HMGET', KEYS[1], 'v', 'n')
-if current[1] then
+if current[1] or current[2] then
   return {0, current[1], current[2]}
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'n', ARGV[2])
