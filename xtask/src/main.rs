@@ -1,6 +1,7 @@
 //! `cargo xtask test` runs every suite the project has, in order, and stops at the first failure:
 //! the Rust workspace, then the Python and JavaScript bindings on the very component the Rust host embeds, then
-//! the Spin adapter under a real Spin. `cargo xtask test rust|python|js|spin` runs one of them.
+//! the Spin adapter under a real Spin, then a short fuzz run. `cargo xtask test rust|python|js|spin|fuzz` runs
+//! the named suites only.
 //!
 //! The Python and JavaScript suites install their locked dependencies from PyPI and npm on first use
 //! (into `target/python-venv` and `examples/js/node_modules`); nothing is fetched while tests run.
@@ -10,7 +11,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const SUITES: &[&str] = &["rust", "python", "js", "spin"];
+const SUITES: &[&str] = &["rust", "python", "js", "spin", "fuzz"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +46,10 @@ fn test(suites: Vec<&str>) -> Result<()> {
     }
     if suites.contains(&"spin") {
         spin(&root)?;
+    }
+    if suites.contains(&"fuzz") {
+        // A short libFuzzer run of each target; `fuzz/run.sh 3600 TARGET` is the long one (RELIABILITY.md).
+        run(Command::new("bash").arg(root.join("fuzz/run.sh")).arg("15"))?;
     }
     eprintln!("all suites passed: {}", suites.join(", "));
     Ok(())
