@@ -85,6 +85,8 @@ fn python(root: &Path, wasm: &Path, sha256: &str) -> Result<()> {
     run(Command::new(&python)
         .current_dir(root)
         .args(["-m", "pytest", "examples/python", "-p", "no:cacheprovider"])
+        // The interop tests run the Rust host beside the binding; `export_component` just built it.
+        .env("IDEM_BIN", root.join("target/debug/idem"))
         .env("IDEM_GUARD_WASM", wasm)
         .env("IDEM_GUARD_SHA256", sha256))
 }

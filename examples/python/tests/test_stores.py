@@ -137,6 +137,6 @@ def test_redis_records_live_under_one_hash_tag(redis_server):
     client = redis.Redis.from_url(redis_server)
     store = RedisStore(client, prefix="layout:")
     version = store.insert_or_get("payments/order-1", b"v", 60_000).version
-    assert client.hgetall("layout:{payments/order-1}") == {b"v": b"v", b"ver": str(version).encode()}
+    assert client.hgetall("layout:{payments/order-1}") == {b"v": b"v", b"n": str(version).encode()}
     assert 0 < client.pttl("layout:{payments/order-1}") <= 60_000
     client.close()

@@ -1,8 +1,10 @@
 """A store in Redis. Each write method is one Lua script (EVALSHA, falling back to EVAL), which Redis runs as one
 atomic step; every key a script touches is passed in KEYS.
 
-Layout: one hash per operation record, `PREFIX{SCOPE/KEY}` with fields `v` (the value) and `ver` (its version),
-expiring with `PEXPIRE`. The braces make the whole record name a Redis Cluster hash tag, so a record never spans
+Layout: one hash per operation record, `PREFIX{SCOPE/KEY}` with fields `v` (the value) and `n` (its version),
+expiring with `PEXPIRE`: the very layout of the Rust host's and the JavaScript binding's Redis stores, so services in
+any of the three languages share one Redis and guard the same operations. A hash holding only one of the two fields
+is not absent but foreign or half-written, and every step refuses it with a store error rather than overwrite it. The braces make the whole record name a Redis Cluster hash tag, so a record never spans
 slots. Redis never returns a key whose expiry has passed, which is exactly the absence `wit/store.wit` asks for.
 
 Versions are 64 random bits drawn by the client (the WIT allows it: the guard only compares them for equality), so
@@ -20,32 +22,37 @@ from redis import exceptions as rx
 from ..errors import StoreError, StoreUnavailableError
 from .base import MAX_VERSION, Conflict, Entry, Exists, Inserted, InsertResult, Swapped, SwapResult
 
-_INSERT_OR_GET = """
-local cur = redis.call('HMGET', KEYS[1], 'v', 'ver')
-if cur[1] and cur[2] then
+# Every script starts by reading the record; a hash with one field but not the other is refused, never overwritten.
+_READ = """
+local cur = redis.call('HMGET', KEYS[1], 'v', 'n')
+if (cur[1] and not cur[2]) or (cur[2] and not cur[1]) then
+  return redis.error_reply('IDEMFOREIGN key holds a hash that is not an idem record')
+end
+"""
+
+_INSERT_OR_GET = _READ + """
+if cur[1] then
   return {0, cur[1], cur[2]}
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', ARGV[2])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'n', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1}
 """
 
-_COMPARE_AND_SWAP = """
-local cur = redis.call('HMGET', KEYS[1], 'v', 'ver')
-if not (cur[1] and cur[2]) then
+_COMPARE_AND_SWAP = _READ + """
+if not cur[1] then
   return {0}
 end
 if cur[2] ~= ARGV[1] then
   return {0, cur[1], cur[2]}
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'ver', ARGV[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'n', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {1}
 """
 
-_DELETE_IF_VERSION = """
-if redis.call('HGET', KEYS[1], 'ver') == ARGV[1] then
+_DELETE_IF_VERSION = _READ + """
+if cur[2] == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -83,9 +90,11 @@ class RedisStore:
         return f"{self._prefix}{{{key}}}"
 
     def get(self, key: str) -> Optional[Entry]:
-        value, version = self._call(self._redis.hmget, self.record_key(key), "v", "ver")
-        if value is None or version is None:
+        value, version = self._call(self._redis.hmget, self.record_key(key), "v", "n")
+        if value is None and version is None:
             return None
+        if value is None or version is None:
+            raise StoreError(f"redis: {self.record_key(key)} holds a hash that is not an idem record")
         return Entry(bytes(value), int(version))
 
     def insert_or_get(self, key: str, value: bytes, ttl_ms: int) -> InsertResult:
