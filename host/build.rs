@@ -19,7 +19,16 @@ fn main() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "--release", "--package", "idem-component", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--profile",
+            "component",
+            "--package",
+            "idem-component",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir)
         // Flags meant for the host build (coverage, sanitizers, target-cpu) must not leak into the guest build.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -31,7 +40,7 @@ fn main() {
         .expect("could not run cargo to build the guard component");
     assert!(status.success(), "building the guard component for wasm32-wasip2 failed");
 
-    let wasm = target_dir.join("wasm32-wasip2/release/idem_component.wasm");
+    let wasm = target_dir.join("wasm32-wasip2/component/idem_component.wasm");
     assert!(wasm.exists(), "the component build did not produce {}", wasm.display());
     // Copy it beside this build's output so a later component build cannot change what this build embedded.
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("idem_guard.wasm");

@@ -26,7 +26,7 @@ from idem import Guard, InProgressError, SqliteStore  # noqa: E402
 from idem.stores.base import StoreBackend  # noqa: E402
 
 DEFAULT_WASM = (
-    Path(__file__).resolve().parents[2] / "target/component/wasm32-wasip2/release/idem_component.wasm"
+    Path(__file__).resolve().parents[2] / "target/component/wasm32-wasip2/component/idem_component.wasm"
 )
 MESSAGES = [{"id": f"order-{n}", "amount_cents": 1_000 * n} for n in range(1, 9)]
 COPIES = 3  # the broker delivers every message this many times

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::limits::MemoryCap;
 use crate::store::{self, Store};
 
 wasmtime::component::bindgen!({
@@ -22,7 +22,7 @@ pub(crate) struct HostState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: MemoryCap,
 }
 
 impl WasiView for HostState {

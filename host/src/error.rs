@@ -11,8 +11,12 @@ pub enum Error {
     /// The guest ran past its deadline and was stopped.
     #[error("the guard ran past its deadline of {0:?} and was stopped")]
     Deadline(std::time::Duration),
-    /// The guest trapped or hit its memory cap: a bug or a limit, never a decision. Nothing is known to be
-    /// stored beyond what the store's atomic steps made visible.
+    /// The guest needed more linear memory than its cap (`GuardBuilder::memory_limit`) and was stopped: the input
+    /// or outcome is too large for the cap. Nothing is known to be stored beyond what the store's atomic steps
+    /// made visible.
+    #[error("the guard reached its memory cap of {0} bytes and was stopped")]
+    MemoryLimit(usize),
+    /// The guest trapped: a bug, never a decision. Nothing is known to be stored beyond what the store's atomic steps made visible.
     #[error("the guard trapped: {0:#}")]
     Trap(wasmtime::Error),
     /// The component could not be compiled or linked.

@@ -3,15 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wasmtime::Trap;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimitsBuilder, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::bindings::HostState;
 use crate::bindings::exports::idem::guard::guard::Guest;
 use crate::clock::{Clock, SystemClock, WasiWallClock};
 use crate::error::Error;
-use crate::runtime::{EPOCH_TICK, Runtime};
+use crate::limits::MemoryCap;
+use crate::runtime::{EPOCH_TICK, MAX_MEMORY_LIMIT, Runtime};
 use crate::store::{MemoryStore, Store};
 use crate::{ClaimDecision, Failure, FingerprintInput, Operation, Options, Outcome, StatusReport};
 
@@ -66,8 +67,10 @@ impl GuardBuilder {
         self
     }
 
+    /// The most linear memory one guest call may use (default 64 MiB, at most `MAX_MEMORY_LIMIT`). A call that
+    /// needs more ends in `Error::MemoryLimit`; the store is left as its atomic steps made it.
     pub fn memory_limit(mut self, bytes: usize) -> Self {
-        self.memory_limit = bytes;
+        self.memory_limit = bytes.min(MAX_MEMORY_LIMIT);
         self
     }
 
@@ -79,7 +82,7 @@ impl GuardBuilder {
     pub fn build(self) -> Result<Guard, Error> {
         let runtime = match self.runtime {
             Some(r) => r,
-            None => Runtime::new()?,
+            None => Runtime::shared()?,
         };
         let clock = self.clock;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::with_clock(clock.clone())));
@@ -151,22 +154,27 @@ impl Guard {
             // No preopens, no network, no environment: the guest reads the clock and random bits, nothing else.
             wasi: WasiCtxBuilder::new().wall_clock(WasiWallClock(self.clock.clone())).build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(self.memory_limit).instances(4).build(),
+            limits: MemoryCap::new(self.memory_limit),
         };
+        // Declared before the store, so it is dropped after it: the slot is free only once the instance is gone.
+        let _slot = self.runtime.slot();
         let mut store = wasmtime::Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limits);
         let ticks = self.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
-        let instance = self.runtime.pre().instantiate(&mut store).map_err(|e| self.trap(e))?;
-        match f(instance.idem_guard_guard(), &mut store) {
+        let result =
+            self.runtime.pre().instantiate(&mut store).and_then(|instance| f(instance.idem_guard_guard(), &mut store));
+        match result {
             Ok(result) => Ok(result?),
-            Err(e) => Err(self.trap(e)),
+            Err(e) => Err(self.trap(e, &store.data().limits)),
         }
     }
 
-    fn trap(&self, e: wasmtime::Error) -> Error {
+    fn trap(&self, e: wasmtime::Error, limits: &MemoryCap) -> Error {
         match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => Error::Deadline(self.deadline),
+            // A guest refused memory aborts; that abort is the cap at work, not a bug in the guard.
+            _ if limits.hit() => Error::MemoryLimit(limits.limit()),
             _ => Error::Trap(e),
         }
     }

@@ -219,14 +219,14 @@ fn the_largest_allowed_outcome_is_stored_and_replayed_under_the_default_memory_c
     assert_eq!(report.state, RecordState::Succeeded);
 }
 
-/// A guest pushed past its memory cap stops with a trap, reported as `Error::Trap`, and the guard stays usable.
+/// A guest pushed past its memory cap is stopped, reported as `Error::MemoryLimit`, and the guard stays usable.
 #[test]
 fn the_memory_cap_stops_the_guest_and_the_guard_stays_usable() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let g = Guard::builder().runtime(runtime()).shared_store(store.clone()).memory_limit(4 << 20).build().unwrap();
     let o = op("mem", "k");
     match g.claim(&o, &raw(&vec![1; 8 << 20]), &opts()) {
-        Err(Error::Trap(e)) => eprintln!("8 MiB payload under a 4 MiB cap: {e:#}"),
+        Err(Error::MemoryLimit(limit)) => assert_eq!(limit, 4 << 20),
         other => panic!("expected a trap at the memory cap, got {other:?}"),
     }
     assert!(g.status(&o).unwrap().is_none(), "nothing was claimed");
@@ -235,7 +235,7 @@ fn the_memory_cap_stops_the_guest_and_the_guard_stays_usable() {
     // The default cap (64 MiB) also holds against a payload larger than it.
     let g = guard_on(store);
     match g.claim(&op("mem", "huge"), &raw(&vec![1; 80 << 20]), &opts()) {
-        Err(Error::Trap(_)) => {}
+        Err(Error::MemoryLimit(limit)) => assert_eq!(limit, idem_host::DEFAULT_MEMORY_LIMIT),
         other => panic!("an 80 MiB payload must hit the default cap, got {other:?}"),
     }
 }

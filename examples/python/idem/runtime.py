@@ -64,7 +64,7 @@ class Runtime:
             if not path:
                 raise ComponentLoadError(
                     f"no guard component given: pass its path or set {WASM_ENV} "
-                    "(cargo build -p idem-host writes target/component/wasm32-wasip2/release/idem_component.wasm)"
+                    "(cargo build -p idem-host writes target/component/wasm32-wasip2/component/idem_component.wasm)"
                 )
         key = os.path.realpath(path)
         with cls._cache_lock:

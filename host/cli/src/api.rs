@@ -137,6 +137,7 @@ impl From<Error> for ApiError {
             Error::Guard(GuardError::InvalidKey(_)) => (StatusCode::BAD_REQUEST, "invalid_key", None),
             Error::Guard(GuardError::InvalidFingerprint(_)) => (StatusCode::BAD_REQUEST, "invalid_fingerprint", None),
             Error::Guard(GuardError::InvalidOptions(_)) => (StatusCode::BAD_REQUEST, "invalid_options", None),
+            Error::MemoryLimit(_) => (StatusCode::PAYLOAD_TOO_LARGE, kind, None),
             Error::Deadline(_) | Error::Trap(_) | Error::Load(_) => (StatusCode::INTERNAL_SERVER_ERROR, kind, None),
         };
         let mut body = json!({"error": {"kind": kind, "message": message}});

@@ -96,6 +96,7 @@ pub fn error_kind(error: &Error) -> &'static str {
         Error::Guard(GuardError::CorruptRecord(_)) => "corrupt_record",
         Error::Guard(GuardError::Contended) => "contended",
         Error::Guard(_) => "invalid_input",
+        Error::MemoryLimit(_) => "memory_limit",
         Error::Deadline(_) | Error::Trap(_) | Error::Load(_) => "trap",
     }
 }

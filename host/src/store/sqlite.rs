@@ -172,13 +172,14 @@ fn new_version() -> i64 {
     RandomState::new().hash_one(std::time::Instant::now()) as i64
 }
 
+// Every statement goes through the connection's statement cache: parsing and planning them again on each call
+// cost more than the lookup itself.
 fn live(conn: &Connection, key: &str, now: u64) -> rusqlite::Result<Option<Entry>> {
-    conn.query_row(
-        "SELECT value, version FROM idem_records WHERE key = ?1 AND expires_at > ?2",
-        params![key, now as i64],
-        |row| Ok(Entry { value: row.get(0)?, version: row.get::<_, i64>(1)? as u64 }),
-    )
-    .optional()
+    conn.prepare_cached("SELECT value, version FROM idem_records WHERE key = ?1 AND expires_at > ?2")?
+        .query_row(params![key, now as i64], |row| {
+            Ok(Entry { value: row.get(0)?, version: row.get::<_, i64>(1)? as u64 })
+        })
+        .optional()
 }
 
 /// Busy and locked mean another writer held the lock past the timeout; I/O and open failures mean the file
@@ -204,13 +205,14 @@ impl Store for SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let version = new_version();
             // Inserts when absent, overwrites only an expired row: both are "absent" under the contract.
-            let changed = tx.execute(
-                "INSERT INTO idem_records (key, value, version, expires_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version,
-                     expires_at = excluded.expires_at
-                 WHERE idem_records.expires_at <= ?5",
-                params![key, value, version, expiry(now, ttl_ms), now as i64],
-            )?;
+            let changed = tx
+                .prepare_cached(
+                    "INSERT INTO idem_records (key, value, version, expires_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version,
+                         expires_at = excluded.expires_at
+                     WHERE idem_records.expires_at <= ?5",
+                )?
+                .execute(params![key, value, version, expiry(now, ttl_ms), now as i64])?;
             let result = match changed {
                 1 => InsertResult::Inserted(version as u64),
                 // The write lock is held, so the row that blocked the insert is still there and live.
@@ -225,11 +227,12 @@ impl Store for SqliteStore {
         self.inner.with(|conn, now| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let version = new_version();
-            let changed = tx.execute(
-                "UPDATE idem_records SET value = ?1, version = ?2, expires_at = ?3
-                 WHERE key = ?4 AND version = ?5 AND expires_at > ?6",
-                params![value, version, expiry(now, ttl_ms), key, expected as i64, now as i64],
-            )?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE idem_records SET value = ?1, version = ?2, expires_at = ?3
+                     WHERE key = ?4 AND version = ?5 AND expires_at > ?6",
+                )?
+                .execute(params![value, version, expiry(now, ttl_ms), key, expected as i64, now as i64])?;
             let result = match changed {
                 1 => SwapResult::Swapped(version as u64),
                 _ => SwapResult::Conflict(live(&tx, key, now)?),
@@ -241,10 +244,9 @@ impl Store for SqliteStore {
 
     fn delete_if_version(&self, key: &str, expected: u64) -> Result<bool, StoreError> {
         self.inner.with(|conn, now| {
-            let deleted = conn.execute(
-                "DELETE FROM idem_records WHERE key = ?1 AND version = ?2 AND expires_at > ?3",
-                params![key, expected as i64, now as i64],
-            )?;
+            let deleted = conn
+                .prepare_cached("DELETE FROM idem_records WHERE key = ?1 AND version = ?2 AND expires_at > ?3")?
+                .execute(params![key, expected as i64, now as i64])?;
             Ok(deleted == 1)
         })
     }

@@ -75,7 +75,8 @@ impl Layout {
         let mut cmd = cargo(&self.repo);
         cmd.args([
             "build",
-            "--release",
+            "--profile",
+            "component",
             "--package",
             "idem-component",
             "--target",
@@ -87,7 +88,7 @@ impl Layout {
         existing(
             self.guard_target
                 .join(WASM_TARGET)
-                .join("release/idem_component.wasm"),
+                .join("component/idem_component.wasm"),
         )
     }
 
