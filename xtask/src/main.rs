@@ -101,6 +101,7 @@ fn javascript(root: &Path, wasm: &Path, sha256: &str) -> Result<()> {
         run(Command::new("npm")
             .current_dir(&dir)
             .args(["run", "--silent", script])
+            .env("IDEM_BIN", root.join("target/debug/idem"))
             .env("IDEM_GUARD_WASM", wasm)
             .env("IDEM_GUARD_SHA256", sha256))?;
     }
