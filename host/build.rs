@@ -17,7 +17,14 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target").join("component"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // Profile overrides meant for the host build (debug assertions in a fuzz build, say) must not reach the guest.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CARGO_PROFILE_") {
+            command.env_remove(name);
+        }
+    }
+    let status = command
         .current_dir(&root)
         .args([
             "build",
@@ -33,6 +40,7 @@ fn main() {
         // Flags meant for the host build (coverage, sanitizers, target-cpu) must not leak into the guest build.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_MAKEFLAGS")

@@ -1,23 +1,12 @@
 //! `idem`: run the guard as an HTTP service, or look at its records.
 
-mod api;
-mod app;
-mod config;
-mod metrics;
-mod proxy;
-
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post};
 use clap::{Parser, Subcommand};
+use idem_cli::api;
+use idem_cli::app::App;
+use idem_cli::config::{ServeArgs, ServeConfig, StoreArgs, store_config};
 use idem_host::{Guard, Operation};
 use sha2::{Digest, Sha256};
-
-use crate::app::App;
-use crate::config::{ServeArgs, ServeConfig, StoreArgs, store_config};
 
 #[derive(Parser)]
 #[command(name = "idem", version, about = "Make an operation happen once: claim, replay, refuse duplicates.")]
@@ -115,21 +104,7 @@ fn serve(config: ServeConfig) -> Result<()> {
     let proxying = config.proxy.as_ref().map(|p| p.upstream.clone());
     let app = App::new(guard, config.defaults, config.proxy);
 
-    let api = Router::new()
-        .route("/v1/claim", post(api::claim))
-        .route("/v1/complete", post(api::complete))
-        .route("/v1/fail", post(api::fail))
-        .route("/v1/renew", post(api::renew))
-        .route("/v1/records/{scope}/{*key}", get(api::status).delete(api::forget))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }));
-    // In proxy mode every other path belongs to the upstream, so idem's own routes live under /_idem only.
-    let mut router = Router::new().nest("/_idem", api.clone());
-    router = match proxying {
-        Some(_) => router.fallback(proxy::handle),
-        None => router.merge(api),
-    };
-    let router = router.layer(DefaultBodyLimit::max(32 << 20)).with_state(app);
+    let router = idem_cli::router(app);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -141,13 +116,6 @@ fn serve(config: ServeConfig) -> Result<()> {
         axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
         Ok(())
     })
-}
-
-async fn metrics(State(app): State<Arc<App>>) -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        app.metrics.render(),
-    )
 }
 
 async fn shutdown() {
