@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use idem_host::store::MemoryStore;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::Scale;
@@ -91,22 +91,19 @@ enum Alloc {
     PoolingResident,
 }
 
-/// The host's engine configuration (`host/src/runtime.rs`: epoch interruption, pooling), or another allocator.
+/// The host's engine configuration (`idem_host::engine_config`), or the same with another allocator.
 fn engine(alloc: Alloc) -> Result<Engine> {
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    if let Alloc::Pooling | Alloc::PoolingResident = alloc {
-        let mut p = PoolingAllocationConfig::default();
-        let slots = idem_host::MAX_CONCURRENT_CALLS;
-        p.total_component_instances(slots)
-            .total_core_instances(slots * 8)
-            .total_memories(slots)
-            .total_tables(slots * 8)
-            .max_memory_size(idem_host::MAX_MEMORY_LIMIT);
-        if let Alloc::PoolingResident = alloc {
-            p.linear_memory_keep_resident(1 << 20).table_keep_resident(64 << 10);
+    let mut config = idem_host::engine_config();
+    match alloc {
+        Alloc::OnDemand => {
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
         }
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
+        Alloc::Pooling => {}
+        Alloc::PoolingResident => {
+            let mut p = idem_host::pooling_config();
+            p.linear_memory_keep_resident(1 << 20).table_keep_resident(64 << 10);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
+        }
     }
     w(Engine::new(&config))
 }

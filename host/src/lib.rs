@@ -30,4 +30,4 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use guard::{DEFAULT_DEADLINE, DEFAULT_MEMORY_LIMIT, Guard, GuardBuilder};
 pub use once::{Attempt, Ran, RunError};
-pub use runtime::{GUARD_WASM, MAX_CONCURRENT_CALLS, MAX_MEMORY_LIMIT, Runtime};
+pub use runtime::{GUARD_WASM, MAX_CONCURRENT_CALLS, MAX_MEMORY_LIMIT, Runtime, engine_config, pooling_config};

@@ -28,6 +28,30 @@ pub const MAX_MEMORY_LIMIT: usize = 1 << 30;
 /// How often the deadline clock ticks: the granularity of `GuardBuilder::deadline`.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The engine configuration every `Runtime` compiles with: epoch interruption for the deadline, and the pooling
+/// allocator of `pooling_config`. Public so that benchmarks and embedders that link the component themselves
+/// measure and run exactly what the host runs.
+pub fn engine_config() -> Config {
+    let mut config = Config::new();
+    // Epoch interruption bounds how long one guest call may run, at a far lower cost than fuel.
+    config.epoch_interruption(true);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
+    config
+}
+
+/// The pool behind `engine_config`: `MAX_CONCURRENT_CALLS` guard instances of at most `MAX_MEMORY_LIMIT` each.
+pub fn pooling_config() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    // Per guard instance: one component instance of a few core instances, one memory, a few tables. Each memory
+    // slot reserves 4 GiB of address space (so bounds checks stay free), never backed until used.
+    pool.total_component_instances(MAX_CONCURRENT_CALLS)
+        .total_core_instances(MAX_CONCURRENT_CALLS * 8)
+        .total_memories(MAX_CONCURRENT_CALLS)
+        .total_tables(MAX_CONCURRENT_CALLS * 8)
+        .max_memory_size(MAX_MEMORY_LIMIT);
+    pool
+}
+
 /// A loaded, compiled guard component. Cheap to clone; clones share the compiled code.
 #[derive(Clone)]
 pub struct Runtime {
@@ -68,19 +92,7 @@ impl Runtime {
 
     /// Compiles a guard component from its bytes (for instance another build of the same WIT world).
     pub fn from_bytes(wasm: &[u8]) -> Result<Self, Error> {
-        let mut config = Config::new();
-        // Epoch interruption bounds how long one guest call may run, at a far lower cost than fuel.
-        config.epoch_interruption(true);
-        let mut pool = PoolingAllocationConfig::default();
-        // Per guard instance: one component instance of a few core instances, one memory, a few tables. Each
-        // memory slot reserves 4 GiB of address space (so bounds checks stay free), never backed until used.
-        pool.total_component_instances(MAX_CONCURRENT_CALLS)
-            .total_core_instances(MAX_CONCURRENT_CALLS * 8)
-            .total_memories(MAX_CONCURRENT_CALLS)
-            .total_tables(MAX_CONCURRENT_CALLS * 8)
-            .max_memory_size(MAX_MEMORY_LIMIT);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(Error::Load)?;
+        let engine = Engine::new(&engine_config()).map_err(Error::Load)?;
         let component = Component::new(&engine, wasm).map_err(Error::Load)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(Error::Load)?;
