@@ -28,6 +28,20 @@ fn measure(wasm: &Wasm, n: usize, m: usize, level: usize) -> Result<(Samples, Sa
     Ok((fresh, dup))
 }
 
+/// One table row: a store at `n` records, its bytes per record and the claim latencies measured there.
+fn row(r: &mut Report, store: &str, n: usize, bytes: f64, (fresh, dup): (Samples, Samples)) {
+    let (f, d) = (fresh.summary(), dup.summary());
+    let line = format!(
+        "| {store} | {n} | {bytes:.0} | {} | {} | {} | {} |",
+        us(f.p50_us),
+        us(f.p99_us),
+        us(d.p50_us),
+        us(d.p99_us)
+    );
+    eprintln!("   {line}");
+    r.line(line);
+}
+
 pub fn run(r: &mut Report, s: &Scale, dir: &Path, url: &str, runtime: &idem_host::Runtime) -> Result<()> {
     r.section("7. Scale: claim latency from 10^3 to 10^6 records, bytes per record");
     let size = idem_host::GUARD_WASM.len();
@@ -71,17 +85,7 @@ pub fn run(r: &mut Report, s: &Scale, dir: &Path, url: &str, runtime: &idem_host
         }
         bulk.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
         let bytes = std::fs::metadata(&path)?.len().saturating_sub(empty) as f64 / n as f64;
-        let (fresh, dup) = measure(&wasm, n, s.scale_claims, n)?;
-        let (f, d) = (fresh.summary(), dup.summary());
-        let row = format!(
-            "| SQLite | {n} | {bytes:.0} | {} | {} | {} | {} |",
-            us(f.p50_us),
-            us(f.p99_us),
-            us(d.p50_us),
-            us(d.p99_us)
-        );
-        eprintln!("   {row}");
-        r.line(row);
+        row(r, "SQLite", n, bytes, measure(&wasm, n, s.scale_claims, n)?);
     }
     drop(wasm);
     for suffix in ["", "-wal", "-shm"] {
@@ -116,17 +120,7 @@ pub fn run(r: &mut Report, s: &Scale, dir: &Path, url: &str, runtime: &idem_host
         }
         let used = crate::redisb::info_field(&mut admin, "memory", "used_memory")?;
         let bytes = used.saturating_sub(base) as f64 / n as f64;
-        let (fresh, dup) = measure(&wasm, n, s.scale_claims, n)?;
-        let (f, d) = (fresh.summary(), dup.summary());
-        let row = format!(
-            "| Redis | {n} | {bytes:.0} | {} | {} | {} | {} |",
-            us(f.p50_us),
-            us(f.p99_us),
-            us(d.p50_us),
-            us(d.p99_us)
-        );
-        eprintln!("   {row}");
-        r.line(row);
+        row(r, "Redis", n, bytes, measure(&wasm, n, s.scale_claims, n)?);
     }
     let _: () = redis::cmd("FLUSHALL").query(&mut admin)?;
     r.line("");

@@ -117,16 +117,11 @@ impl Cycle for Native {
 
 /// The bytes idem stores for a completed operation `i` (for raw-store baselines and preloading).
 pub fn completed_record(i: usize, now: u64) -> Vec<u8> {
-    use idem_component::record::{Record, State, StoredKind, StoredOutcome};
-    use sha2_free::digest;
-    Record {
-        fingerprint: digest(&payload(i)),
-        fencing: 1,
-        nonce: 0x1234_5678_9abc_def0 ^ i as u64,
-        attempts: 1,
-        created_at: now,
-        updated_at: now,
-        state: State::Finished {
+    use idem_component::record::{State, StoredKind, StoredOutcome};
+    record(
+        i,
+        now,
+        State::Finished {
             kind: StoredKind::Succeeded,
             outcome: StoredOutcome {
                 body: OUTCOME_BODY.to_vec(),
@@ -136,22 +131,24 @@ pub fn completed_record(i: usize, now: u64) -> Vec<u8> {
             },
             finished_at: now,
         },
-    }
-    .encode()
+    )
 }
 
 /// The bytes idem stores for an operation `i` just claimed.
 pub fn claimed_record(i: usize, now: u64) -> Vec<u8> {
-    use idem_component::record::{Record, State};
-    use sha2_free::digest;
-    Record {
-        fingerprint: digest(&payload(i)),
+    record(i, now, idem_component::record::State::InProgress { lease_expires_at: now + 30_000 })
+}
+
+/// Operation `i`'s record, first attempt, in `state`, encoded as the guard encodes it.
+fn record(i: usize, now: u64, state: idem_component::record::State) -> Vec<u8> {
+    idem_component::record::Record {
+        fingerprint: sha2_free::digest(&payload(i)),
         fencing: 1,
         nonce: 0x1234_5678_9abc_def0 ^ i as u64,
         attempts: 1,
         created_at: now,
         updated_at: now,
-        state: State::InProgress { lease_expires_at: now + 30_000 },
+        state,
     }
     .encode()
 }
