@@ -460,25 +460,22 @@ struct Scheduler {
 
 impl Scheduler {
     fn push(&self, d: Delivery, at: Instant) {
-        let mut q = self.q.lock().unwrap();
-        let slot = q.slots.len();
-        q.slots.push(Some(d));
-        let seq = q.seq;
-        q.seq += 1;
-        q.heap.push(Reverse((at, seq, slot)));
-        q.outstanding += 1;
-        drop(q);
-        self.cv.notify_one();
+        self.enqueue(d, at, 1);
     }
 
     /// Puts back a delivery that is still outstanding (counted once).
     fn requeue(&self, d: Delivery, at: Instant) {
+        self.enqueue(d, at, 0);
+    }
+
+    fn enqueue(&self, d: Delivery, at: Instant, new_outstanding: usize) {
         let mut q = self.q.lock().unwrap();
         let slot = q.slots.len();
         q.slots.push(Some(d));
         let seq = q.seq;
         q.seq += 1;
         q.heap.push(Reverse((at, seq, slot)));
+        q.outstanding += new_outstanding;
         drop(q);
         self.cv.notify_one();
     }
