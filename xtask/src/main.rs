@@ -6,7 +6,8 @@
 //! The Python and JavaScript suites install their locked dependencies from PyPI and npm on first use
 //! (into `target/python-venv` and `examples/js/node_modules`); nothing is fetched while tests run.
 
-use std::path::{Path, PathBuf};
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -36,12 +37,12 @@ fn test(suites: Vec<&str>) -> Result<()> {
         run(cargo().current_dir(&root).args(["test", "--workspace", "--exclude", "xtask"]))?;
     }
     if suites.contains(&"python") || suites.contains(&"js") {
-        let (wasm, sha256) = export_component(&root)?;
+        let env = export_component(&root)?;
         if suites.contains(&"python") {
-            python(&root, &wasm, &sha256)?;
+            python(&root, &env)?;
         }
         if suites.contains(&"js") {
-            javascript(&root, &wasm, &sha256)?;
+            javascript(&root, &env)?;
         }
     }
     if suites.contains(&"spin") {
@@ -55,9 +56,13 @@ fn test(suites: Vec<&str>) -> Result<()> {
     Ok(())
 }
 
+/// The environment the binding suites run in: the component's path and SHA-256, and the `idem` binary that wrote
+/// it (the interop tests run the Rust host beside each binding).
+type BindingEnv = [(&'static str, OsString); 3];
+
 /// Writes out the component the Rust host embeds, so the other languages load exactly those bytes, and returns
 /// its path and SHA-256 as the `idem` binary reports them.
-fn export_component(root: &Path) -> Result<(PathBuf, String)> {
+fn export_component(root: &Path) -> Result<BindingEnv> {
     let wasm = root.join("target/idem-guard.wasm");
     let out = cargo()
         .current_dir(root)
@@ -70,10 +75,15 @@ fn export_component(root: &Path) -> Result<(PathBuf, String)> {
     }
     let sha256 = String::from_utf8(out.stdout)?.trim().to_string();
     eprintln!("guard component {} sha256 {sha256}", wasm.display());
-    Ok((wasm, sha256))
+    Ok([
+        ("IDEM_GUARD_WASM", wasm.into()),
+        ("IDEM_GUARD_SHA256", sha256.into()),
+        // `cargo run` above just built it.
+        ("IDEM_BIN", root.join("target/debug/idem").into()),
+    ])
 }
 
-fn python(root: &Path, wasm: &Path, sha256: &str) -> Result<()> {
+fn python(root: &Path, env: &BindingEnv) -> Result<()> {
     let venv = root.join("target/python-venv");
     if !venv.join("bin/python").exists() {
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
@@ -85,25 +95,17 @@ fn python(root: &Path, wasm: &Path, sha256: &str) -> Result<()> {
     run(Command::new(&python)
         .current_dir(root)
         .args(["-m", "pytest", "examples/python", "-p", "no:cacheprovider"])
-        // The interop tests run the Rust host beside the binding; `export_component` just built it.
-        .env("IDEM_BIN", root.join("target/debug/idem"))
-        .env("IDEM_GUARD_WASM", wasm)
-        .env("IDEM_GUARD_SHA256", sha256))
+        .envs(env.clone()))
 }
 
-fn javascript(root: &Path, wasm: &Path, sha256: &str) -> Result<()> {
+fn javascript(root: &Path, env: &BindingEnv) -> Result<()> {
     let dir = root.join("examples/js");
     // `npm install` rather than `npm ci`: the registry lacks some optional platform packages of jco's
     // dependencies, which npm leaves out of the lock and `npm ci` then reports as a mismatch. The lock still
     // pins every package that is installed.
     run(Command::new("npm").current_dir(&dir).args(["install", "--no-audit", "--no-fund", "--loglevel=error"]))?;
     for script in ["build", "test"] {
-        run(Command::new("npm")
-            .current_dir(&dir)
-            .args(["run", "--silent", script])
-            .env("IDEM_BIN", root.join("target/debug/idem"))
-            .env("IDEM_GUARD_WASM", wasm)
-            .env("IDEM_GUARD_SHA256", sha256))?;
+        run(Command::new("npm").current_dir(&dir).args(["run", "--silent", script]).envs(env.clone()))?;
     }
     Ok(())
 }
