@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import pytest
+from support import free_port
 
 from idem import Clock, MemoryStore, Runtime, SqliteStore
 from idem.stores.base import StoreBackend
@@ -58,9 +59,7 @@ def redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed (apt-get install -y redis-server)", pytrace=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from typing import Any, Optional
 
@@ -10,6 +11,13 @@ from idem.model import Acquired, ClaimDecision, Lease
 from idem.stores.base import StoreBackend
 
 T0 = 1_700_000_000_000
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (nothing listens on it once the probe socket closes)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def op(scope: str, key: str) -> Operation:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from support import expect_acquired, op, raw
+from support import expect_acquired, free_port, op, raw
 
 from idem import Guard, Outcome, StoreError
 from idem.model import InProgress, Replay
@@ -34,9 +33,7 @@ def _idem_binary() -> Path:
 @pytest.fixture
 def server(redis_server: str, tmp_path: Path) -> Iterator[str]:
     """`idem serve` on its own loopback port, keeping records in the shared Redis; its base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [str(_idem_binary()), "serve", "--redis", redis_server, "--listen", f"127.0.0.1:{port}",
          "--data-dir", str(tmp_path / "unused")],

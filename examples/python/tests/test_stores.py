@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import pytest
-from support import guard_for, op, raw
+from support import free_port, guard_for, op, raw
 
 from idem import ManualClock, Options, SqliteStore, StoreFailurePolicy, StoreUnavailableError, Unguarded
 from idem.stores.base import Conflict, Entry, Exists, Inserted, Swapped
@@ -110,9 +109,7 @@ def test_an_unopenable_sqlite_database_is_unavailable_not_absent(runtime, tmp_pa
 def test_an_unreachable_redis_is_unavailable_not_absent(runtime, redis_server):
     from idem.stores.redis_store import RedisStore
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead_port = sock.getsockname()[1]  # nothing listens once the socket closes
+    dead_port = free_port()  # nothing listens on it
     store = RedisStore(url=f"redis://127.0.0.1:{dead_port}/0", timeout_s=0.5)
     for call in (
         lambda: store.get("a/b"),

@@ -1,5 +1,5 @@
-// Starts a private redis-server on a free loopback port. A missing redis-server is a failure, not a
-// skip: a suite that silently stops testing Redis would look green while testing nothing.
+// Starts a private redis-server on a free loopback port. A missing redis-server throws and fails the
+// suite: a suite that silently stopped testing Redis would look green while testing nothing.
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -35,7 +35,8 @@ export async function startRedis() {
   };
 }
 
-function freePort() {
+/** A loopback port that was free a moment ago. */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

@@ -4,14 +4,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assertComponent } from '../helpers/component.js';
-import { startRedis } from '../helpers/redis.js';
+import { freePort, startRedis } from '../helpers/redis.js';
 import { Guard } from '../../src/index.js';
 import { RedisStore } from '../../src/store/redis.js';
 
@@ -51,17 +50,6 @@ async function post(path, body) {
   const json = await r.json();
   assert.ok(r.ok, `${path} answered ${r.status}: ${JSON.stringify(json)}`);
   return json;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 it('the Rust host and the JS binding share records in one Redis', { timeout: 30_000 }, async () => {
